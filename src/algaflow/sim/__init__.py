@@ -1,0 +1,1 @@
+"""Simulation: integrator with events, forcing, sensor models, scenarios."""

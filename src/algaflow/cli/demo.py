@@ -71,7 +71,8 @@ def run_demo(out: Path, console: Console) -> None:
     for row in report.itertuples():
         table.add_row(row.strain, str(row.units), str(row.harvests), f"{row.peak_productivity_g_per_l_per_day:.2f}",
                       f"{row.productivity_g_per_l_per_day:.2f}", f"{row.co2_captured_kg_per_unit:.2f}",
-                      f"{row.co2_per_g_biomass:.2f}", f"{row.max_do_tube_mg_per_l:.1f}", f"{row.seconds:.1f}")  # fmt: skip
+                      f"{row.co2_per_g_biomass:.2f}", f"{row.max_do_tube_mg_per_l:.1f}",
+                      f"{row.seconds:.1f}")  # fmt: skip
     Console(width=max(console.width, 120)).print(table)
     console.print(f"report: {out / 'summary.csv'}; figures: {out}/*/simulation.png, {out / 'productivity.png'}; "
                   f"telemetry of the lab loop: {out / DEMO_SCENARIOS[0] / 'telemetry.parquet'}")  # fmt: skip

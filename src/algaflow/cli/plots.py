@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 
@@ -70,12 +69,3 @@ def plot_productivity(summary: pd.DataFrame, path: str | Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
-
-
-def daily_productivity(truth: pd.DataFrame, events: pd.DataFrame, volume_l: float) -> np.ndarray:
-    """Per unit: biomass produced (harvested included) per litre per day over the run, g/L/day."""
-    out = []
-    for unit, rows in truth.groupby("unit_id", sort=False):
-        days = (rows["time"].iloc[-1] - rows["time"].iloc[0]).total_seconds() / 86400.0
-        out.append(rows["biomass_produced_g"].iloc[-1] / volume_l / days)
-    return np.asarray(out)

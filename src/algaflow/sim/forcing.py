@@ -18,19 +18,18 @@ def lamp_table(par_umol: float, photoperiod_h: float, on_hour: float, hours: flo
     if photoperiod_h >= 24.0:
         return np.array([0.0, hours]), np.array([par_umol, par_umol])
     times, values = [0.0], [0.0]
-    for day in range(int(np.ceil(hours / 24.0)) + 2):
-        for start, end in ((day * 24.0 + on_hour - 24.0, day * 24.0 + on_hour - 24.0 + photoperiod_h),
-                           (day * 24.0 + on_hour, day * 24.0 + on_hour + photoperiod_h)):  # fmt: skip
-            if end <= 0.0 or start >= hours + 24.0 or (times and start < times[-1]):
-                continue
-            start_c = max(start, 0.0)
-            if start_c > times[-1]:
-                times += [start_c, start_c]
-                values += [0.0, par_umol]
-            else:  # lamp already on at t = 0
-                values[-1] = par_umol
-            times += [end, end]
-            values += [par_umol, 0.0]
+    for day in range(-1, int(np.ceil(hours / 24.0)) + 1):
+        start = day * 24.0 + on_hour
+        end = start + photoperiod_h
+        if end <= 0.0 or start > hours:
+            continue
+        if start <= 0.0:  # lamp already on at t = 0
+            values[0] = par_umol
+        else:
+            times += [start, start]
+            values += [0.0, par_umol]
+        times += [end, end]
+        values += [par_umol, 0.0]
     return np.asarray(times), np.asarray(values)
 
 

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +8,8 @@ from scipy.optimize import curve_fit
 from algaflow.catalog import load_strain, strain_names
 from algaflow.catalog.strains import _library
 
-DATA = "../shared/data/growthTools_ctkremer/user/example_light_data.csv"
+# shared/ lies beside the repository (DESIGN.md); CI clones the repository next to it.
+DATA = Path(__file__).resolve().parents[3] / "shared/data/growthTools_ctkremer/user/example_light_data.csv"
 
 
 def test_library_has_the_four_required_strains():

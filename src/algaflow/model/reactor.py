@@ -29,7 +29,6 @@ from numba import njit
 
 from algaflow.model.chemistry import equilibrium_constants, solve_hydrogen, species
 from algaflow.model.gas import (
-    AIR_O2_FRACTION,
     CARBON_MOLAR_MASS_G,
     KLA_CO2_OVER_O2,
     MOLAR_GAS_VOLUME_L,
@@ -189,16 +188,3 @@ def reactor_growth_rate(y: np.ndarray, p: np.ndarray, par_in: float) -> float:
     if biomass <= 0.0:
         return 0.0
     return (rates[0, NET] * y[X_TANK] * p[V_TANK] + rates[1, NET] * y[X_LIT] * p[V_LIT]) / biomass
-
-
-def light_coefficients(a: float, b: float, c: float) -> tuple[float, float, float]:
-    """Validate the light response denominator a + bI + cI² (positive for all I ≥ 0)."""
-    if a <= 0 or c < 0 or (b < 0 and b * b >= 4 * a * c):
-        raise ValueError("light response needs a > 0, c ≥ 0 and a + bI + cI² > 0 for all I ≥ 0")
-    return a, b, c
-
-
-__all__ = [
-    "AIR_O2_FRACTION", "N_PARAMETERS", "N_STATE", "PARAMETER_NAMES", "STATE_NAMES",
-    "compartment_rates", "reactor_growth_rate", "reactor_rhs",
-]  # fmt: skip

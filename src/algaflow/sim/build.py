@@ -43,19 +43,10 @@ class Batch:
 
 
 def strain_parameters(scenario: Scenario) -> dict[str, float]:
+    """The strain block of the parameter row: Strain attributes named as in reactor.PARAMETER_NAMES."""
     strain = scenario.resolved_strain()
-    return {
-        "mu_max_per_h": strain.mu_max_per_h, "light_a": strain.light_a, "light_b": strain.light_b,
-        "light_c": strain.light_c, "t_min_c": strain.t_min_c, "t_opt_c": strain.t_opt_c,
-        "t_max_c": strain.t_max_c, "ph_min": strain.ph_min, "ph_opt": strain.ph_opt, "ph_max": strain.ph_max,
-        "do_max_mg_per_l": strain.do_max_mg_per_l, "do_exponent": strain.do_exponent,
-        "nitrate_k_mg_per_l": strain.nitrate_k_mg_per_l, "nitrate_yield_mg_per_g": strain.nitrate_yield_mg_per_g,
-        "dic_k_mmol_per_l": strain.dic_k_mmol_per_l,
-        "extinction_per_g_per_l_per_m": strain.extinction_per_g_per_l_per_m,
-        "carbon_fraction": strain.carbon_fraction, "photosynthetic_quotient": strain.photosynthetic_quotient,
-        "respiration_per_h": strain.respiration_per_h, "respiration_q10": strain.respiration_q10,
-        "salinity": scenario.salinity,
-    }  # fmt: skip
+    values = {name: float(getattr(strain, name)) for name in r.PARAMETER_NAMES[: r.SALINITY]}
+    return values | {"salinity": scenario.salinity}
 
 
 def reactor_parameters(scenario: Scenario) -> np.ndarray:

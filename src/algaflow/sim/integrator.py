@@ -349,12 +349,12 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                 z1[TIME] = seg_end
             _derivative(z1, p, control, seg_end, times, values, counts, f1)
             _event_values(z1, p, control, g1)
-            fired = -1
+            crossed = False
             for e in range(N_EVENT_FUNCTIONS):
-                if g0[e] < 0.0 and g1[e] >= 0.0:
-                    fired = e if fired < 0 else fired
+                crossed = crossed or (g0[e] < 0.0 and g1[e] >= 0.0)
+            fired = -1
             theta_event = 1.0
-            if fired >= 0:
+            if crossed:
                 # Locate the earliest crossing on the Hermite interpolant (Illinois regula falsi per event).
                 for e in range(N_EVENT_FUNCTIONS):
                     if not (g0[e] < 0.0 and g1[e] >= 0.0):
@@ -377,7 +377,7 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                             side = -1
                         if (hi - lo) * h < 1e-9:
                             break
-                    if hi < theta_event:
+                    if fired < 0 or hi < theta_event:
                         theta_event = hi
                         fired = e
             if fired >= 0 and theta_event < 1.0:

@@ -32,7 +32,6 @@ TELEMETRY_SCHEMA = pa.schema([("unit_id", pa.string()), ("time", TIMESTAMP), ("s
 EVENTS_SCHEMA = pa.schema([("unit_id", pa.string()), ("time", TIMESTAMP), ("kind", pa.string()),
                            ("params", pa.string())])  # fmt: skip
 TRUTH_LEADING = ("biomass_g_per_l", "growth_rate_per_h", "co2_captured_g")
-TRUTH_STATE_COLUMNS = tuple(name for name in r.STATE_NAMES)
 TRUTH_EXTRA = tuple(n for n in OBSERVABLE_NAMES if n not in TRUTH_LEADING)
 
 
@@ -118,7 +117,7 @@ def simulate(
     truth_schema = pa.schema(
         [("unit_id", pa.string()), ("time", TIMESTAMP)]
         + [(name, pa.float64() if name == "co2_captured_g" else pa.from_numpy_dtype(truth_dtype))
-           for name in (*TRUTH_LEADING, *TRUTH_STATE_COLUMNS, *TRUTH_EXTRA)]
+           for name in (*TRUTH_LEADING, *r.STATE_NAMES, *TRUTH_EXTRA)]
     )  # fmt: skip
     n = len(batch)
     harvests = np.zeros(n, dtype=int)

@@ -41,6 +41,22 @@ def test_tube_average_matches_cross_section_integration(coefficients, par_in, ta
     assert light == pytest.approx(_cross_section_reference(par_in, tau, coefficients, light=True), rel=1e-6)
 
 
+@pytest.mark.parametrize(
+    ("coefficients", "par_in", "tau"),
+    [  # peaks 1/(2√(ac) cosh(v − v₀) + b) with poles close to the real axis; worst points of a dense scan
+        ((100.0, -1.5, 0.01), 2500.0, 4.83),
+        ((100.0, -1.5, 0.01), 1000.0, 2.89),
+        ((100.0, -1.8, 0.01), 2500.0, 3.82),
+        ((100.0, -1.9, 0.01), 888.0, 2.69),
+        ((100.0, -1.9, 0.01), 158.0, 2.13),
+    ],
+)
+def test_tube_average_resolves_sharply_peaked_responses(coefficients, par_in, tau):
+    a, b, c = coefficients
+    ours = average_growth_factor("tube", par_in, tau, 1.0, 1.0, a, b, c)
+    assert ours == pytest.approx(_cross_section_reference(par_in, tau, coefficients), rel=1e-6)
+
+
 def test_flat_panel_matches_depth_integration():
     a, b, c = CHLORELLA
     for tau in (0.01, 3.0, 100.0):

@@ -18,8 +18,9 @@ g over the paths:
 
       ⟨f⟩ = (4/π) ∫₀^{π/2} sin²ψ · g(τ₀ sin ψ) dψ,   τ₀ = k X D
 
-  integrated by Gauss–Legendre on panels graded towards ψ = 0 (short, optically thin chords near the
-  wall), so optically thick cultures (τ₀ up to several hundred) keep full accuracy.
+  integrated by Gauss–Legendre on panels graded geometrically in optical depth towards ψ = 0 (short,
+  optically thin chords near the wall), so optically thick cultures (τ₀ up to several hundred) keep
+  full accuracy.
 
 This is growth averaged over the light field, not growth at the averaged light (Jensen: they differ).
 The same formulas with f(I) = I give the mean light ⟨I⟩ (g(τ) = I0 (1 − e^(−τ)) / τ).
@@ -37,8 +38,13 @@ FLAT_PANEL = 1
 GEOMETRIES = {"tube": TUBE, "flat_panel": FLAT_PANEL}
 
 _GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(8)
-_FIRST_PANEL_DEPTH = 0.5  # optical depth of the shortest chords' panel; later panels double
-_MAX_PANELS = 40
+# Panel ends in optical depth (see tube_average): first, then ×ratio, capped at +max_depth below peak_region.
+_FIRST_PANEL_DEPTH = 1.0
+_PANEL_DEPTH_RATIO = 3.0
+_MAX_PANEL_DEPTH = 2.5
+_PEAK_REGION_DEPTH = 10.0
+_MAX_PANEL_ANGLE = 0.5  # rad
+_PANEL_WIDTH_PER_POLE_DISTANCE = 2.0
 
 
 @njit(cache=True, inline="always")
@@ -91,28 +97,55 @@ def path_average(par_in: float, optical_depth: float, a: float, b: float, c: flo
 
 
 @njit(cache=True)
+def _panel_limits(par_in: float, a: float, b: float, c: float) -> tuple:
+    """(widest panel in optical depth, depth below which that limit holds) for the response I/(a+bI+cI²).
+
+    Along a path at depth v, f = 1/(2√(ac) cosh(v − v₀) + b) with v₀ = ln(I0 √(c/a)): its poles lie
+    acos(−b/(2√(ac))) off the real axis, and Gauss–Legendre panels must stay narrower than a few times that.
+    """
+    if c <= 0.0 or a <= 0.0:
+        return _MAX_PANEL_DEPTH, _PEAK_REGION_DEPTH
+    ratio = b / (2.0 * math.sqrt(a * c))
+    pole_distance = math.acos(max(-1.0, -ratio)) if ratio < 0.0 else 0.5 * math.pi
+    peak_depth = math.log(par_in * math.sqrt(c / a))
+    widest = max(0.05, min(_MAX_PANEL_DEPTH, _PANEL_WIDTH_PER_POLE_DISTANCE * pole_distance))
+    return widest, max(_PEAK_REGION_DEPTH, peak_depth + 5.0)
+
+
+@njit(cache=True)
 def tube_average(par_in: float, optical_depth_diameter: float, a: float, b: float, c: float, light: bool) -> float:
-    """(4/π) ∫₀^{π/2} sin²ψ g(τ₀ sin ψ) dψ on panels ψ_k = asin(τ_k/τ₀), τ_k = 0.5, 1, 2, 4, … < τ₀."""
+    """(4/π) ∫₀^{π/2} sin²ψ g(τ₀ sin ψ) dψ by 8-node Gauss–Legendre on panels ψ_k = asin(τ_k/τ₀).
+
+    Panel ends τ_k in optical depth: 1, then ×3 but at most +2.5 (less for sharply peaked responses,
+    :func:`_panel_limits`) while I0 e^(−τ) may still cross the response's peak, then ×3; a panel wider than
+    0.5 rad is split evenly. Worst relative error 1e-7 against adaptive quadrature over incident light
+    20–2500 µmol m⁻² s⁻¹, τ₀ = 0.01–100, for Haldane, Bernard–Rémond and peaked (b < 0) responses.
+    """
     tau0 = optical_depth_diameter
     if par_in <= 0.0:
         return 0.0
+    max_step, peak_region = _panel_limits(par_in, a, b, c)
     total = 0.0
     lower = 0.0
-    depth = _FIRST_PANEL_DEPTH
-    for _ in range(_MAX_PANELS):
+    depth = min(_FIRST_PANEL_DEPTH, max_step)
+    while True:
         upper = math.asin(depth / tau0) if depth < tau0 else 0.5 * math.pi
-        half = 0.5 * (upper - lower)
-        middle = 0.5 * (upper + lower)
-        for k in range(_GAUSS_NODES.shape[0]):
-            psi = middle + half * _GAUSS_NODES[k]
-            sin_psi = math.sin(psi)
-            total += half * _GAUSS_WEIGHTS[k] * sin_psi * sin_psi * path_average(
-                par_in, tau0 * sin_psi, a, b, c, light
-            )
+        pieces = max(1, math.ceil((upper - lower) / _MAX_PANEL_ANGLE - 1e-9))
+        half = 0.5 * (upper - lower) / pieces
+        for piece in range(pieces):
+            middle = lower + (2 * piece + 1) * half
+            for k in range(_GAUSS_NODES.shape[0]):
+                sin_psi = math.sin(middle + half * _GAUSS_NODES[k])
+                total += half * _GAUSS_WEIGHTS[k] * sin_psi * sin_psi * path_average(
+                    par_in, tau0 * sin_psi, a, b, c, light
+                )
         if depth >= tau0:
             break
         lower = upper
-        depth *= 2.0
+        if depth < peak_region:
+            depth = min(depth * _PANEL_DEPTH_RATIO, depth + max_step)
+        else:
+            depth *= _PANEL_DEPTH_RATIO
     return 4.0 / math.pi * total
 
 

@@ -19,7 +19,7 @@ from algaflow.sim.scenario import parse_scenario
 UNITS = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 SCIPY_UNITS = int(sys.argv[2]) if len(sys.argv) > 2 else 6
 DAYS = 30.0
-RTOL_OURS = 3e-5
+RTOL_OURS = 2e-5
 RTOL_SCIPY = 1e-6
 
 

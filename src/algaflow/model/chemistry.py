@@ -46,7 +46,7 @@ class EquilibriumConstants(NamedTuple):
     fugacity_factor: float
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def equilibrium_constants(temperature_c: float, salinity: float) -> tuple:
     """All constants as a tuple in the field order of :class:`EquilibriumConstants`."""
     tk = temperature_c + KELVIN
@@ -109,7 +109,7 @@ def equilibrium_constants(temperature_c: float, salinity: float) -> tuple:
     return (k0, k1, k2, kb, kw, ks, kf, total_borate, total_sulfate, total_fluoride, fugacity_factor)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def alkalinity_and_slope(h: float, dic: float, c: tuple) -> tuple:
     """TA (mol/kg) at [H⁺]_total = h and DIC, and d TA / d ln h (for Newton's method)."""
     k1, k2, kb, kw, ks, kf = c[1], c[2], c[3], c[4], c[5], c[6]
@@ -133,7 +133,7 @@ def alkalinity_and_slope(h: float, dic: float, c: tuple) -> tuple:
     return ta, slope
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def solve_hydrogen(alkalinity: float, dic: float, c: tuple, h_guess: float) -> float:
     """[H⁺]_total (mol/kg) such that TA(h, DIC) = alkalinity: safeguarded Newton in ln h.
 
@@ -158,7 +158,7 @@ def solve_hydrogen(alkalinity: float, dic: float, c: tuple, h_guess: float) -> f
     return math.exp(ln_h)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def species(h: float, dic: float, c: tuple) -> tuple:
     """(CO2*, HCO3⁻, CO3²⁻) in the units of ``dic``."""
     k1, k2 = c[1], c[2]
@@ -166,7 +166,7 @@ def species(h: float, dic: float, c: tuple) -> tuple:
     return dic * h * h / denominator, dic * k1 * h / denominator, dic * k1 * k2 / denominator
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _carbonate_batch(ph, temperature_c, salinity, alkalinity, dic, out):
     """Fill out[:, i] = (ph, ta, dic, co2, hco3, co3, pco2, fco2); inputs in µmol/kg, NaN = not given."""
     for i in range(ph.shape[0]):

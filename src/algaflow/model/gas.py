@@ -30,13 +30,13 @@ KLA_CO2_OVER_O2 = math.sqrt(1.91 / 2.10)
 KLA_FLOW_EXPONENT = 0.7
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def density_kg_per_l(salinity: float) -> float:
     """Medium density, kg/L: 1 + 0.0007 S (within 0.3 % of TEOS-10 for 10–35 °C, S 0–40)."""
     return 1.0 + 0.0007 * salinity
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def oxygen_saturation_mg_per_l(temperature_c: float, salinity: float, o2_fraction: float) -> float:
     """Equilibrium dissolved O2 (mg/L) with a gas of O2 mole fraction ``o2_fraction`` at 1 atm."""
     ts = math.log((298.15 - temperature_c) / (273.15 + temperature_c))
@@ -49,7 +49,7 @@ def oxygen_saturation_mg_per_l(temperature_c: float, salinity: float, o2_fractio
     return umol_per_kg * O2_MOLAR_MASS_G * 1e-3 * density_kg_per_l(salinity)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def kla_at_flow(kla_ref_per_h: float, flow_l_per_min: float, flow_ref_l_per_min: float) -> float:
     """kLa (1/h) at a gas flow, from its value at a reference flow: kLa_ref (Q / Q_ref)^0.7."""
     if flow_l_per_min <= 0.0 or flow_ref_l_per_min <= 0.0:
@@ -57,7 +57,7 @@ def kla_at_flow(kla_ref_per_h: float, flow_l_per_min: float, flow_ref_l_per_min:
     return kla_ref_per_h * (flow_l_per_min / flow_ref_l_per_min) ** KLA_FLOW_EXPONENT
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def gas_limited_kla(kla_per_h: float, volume_l: float, henry_mmol_per_l: float, gas_mmol_per_h: float) -> float:
     """kLa_eff = kLa / (1 + kLa V H / ṅ): transfer limited by what the gas stream carries (H per mole fraction)."""
     if gas_mmol_per_h <= 0.0:

@@ -13,7 +13,7 @@ import math
 from numba import njit, vectorize
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def light_factor(par: float, a: float, b: float, c: float) -> float:
     """f_light(I) = I / (a + b I + c I²): Haldane (a=K_s, b=1, c=1/K_i) or Bernard–Rémond (see catalog)."""
     if par <= 0.0:
@@ -21,7 +21,7 @@ def light_factor(par: float, a: float, b: float, c: float) -> float:
     return par / (a + b * par + c * par * par)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def cardinal_factor(x: float, x_min: float, x_opt: float, x_max: float, n: float) -> float:
     """Cardinal model with inflexion CMn (Rosso et al. 1993, 1995); 0 outside (x_min, x_max).
 
@@ -37,7 +37,7 @@ def cardinal_factor(x: float, x_min: float, x_opt: float, x_max: float, n: float
     return numerator / ((x_opt - x_min) ** (n - 1.0) * bracket)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def oxygen_factor(do_mg_per_l: float, do_max_mg_per_l: float, exponent: float) -> float:
     """f_O2 = max(0, 1 − (DO / DO_max)^m): dissolved O2 suffocates growth (Costache et al. 2013)."""
     if do_mg_per_l <= 0.0:
@@ -45,7 +45,7 @@ def oxygen_factor(do_mg_per_l: float, do_max_mg_per_l: float, exponent: float) -
     return max(0.0, 1.0 - (do_mg_per_l / do_max_mg_per_l) ** exponent)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def monod_factor(substrate: float, half_saturation: float) -> float:
     """f = S / (K + S) for S ≥ 0 (0 for an exhausted or negative substrate)."""
     if substrate <= 0.0:
@@ -53,7 +53,7 @@ def monod_factor(substrate: float, half_saturation: float) -> float:
     return substrate / (half_saturation + substrate)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def respiration_rate(temperature_c: float, rate_at_20c: float, q10: float) -> float:
     """r(T) = r20 · Q10^((T − 20) / 10), in 1/h: maintenance respiration, day and night."""
     return rate_at_20c * math.exp(math.log(q10) * (temperature_c - 20.0) / 10.0)

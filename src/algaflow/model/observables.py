@@ -30,6 +30,7 @@ from algaflow.model.reactor import (
     CO2_GAS_PPM,
     EXTINCTION,
     LIGHT_PATH,
+    N_MEMO,
     N_RATES,
     NET,
     O2_GAS_FRACTION,
@@ -54,11 +55,11 @@ OBSERVABLE_NAMES = (
 N_OBSERVABLES = len(OBSERVABLE_NAMES)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def observe(y: np.ndarray, p: np.ndarray, par_in: float, out: np.ndarray) -> None:
     """Fill ``out`` with the observables (order of OBSERVABLE_NAMES) of one reactor."""
     rates = np.empty((2, N_RATES))
-    compartment_rates(y, p, par_in, rates)
+    compartment_rates(y, p, par_in, rates, np.zeros(N_MEMO), 0)
     v_tank, v_lit = p[V_TANK], p[V_LIT]
     mass = y[X_TANK] * v_tank + y[X_LIT] * v_lit
     out[0] = mass / (v_tank + v_lit)
@@ -86,7 +87,7 @@ def observe(y: np.ndarray, p: np.ndarray, par_in: float, out: np.ndarray) -> Non
     out[9] = (p[O2_GAS_FRACTION] + o2_out_of_liquid / gas_mol_per_h) * 100.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def observe_batch(states: np.ndarray, params: np.ndarray, par_in: np.ndarray, out: np.ndarray) -> None:
     """states (n, N_STATE), params (n, N_PARAMETERS), par_in (n,) → out (n, N_OBSERVABLES)."""
     for i in prange(states.shape[0]):

@@ -41,13 +41,14 @@ _GAUSS_NODES, _GAUSS_WEIGHTS = np.polynomial.legendre.leggauss(8)
 # Panel ends in optical depth (see tube_average): first, then ×ratio, capped at +max_depth below peak_region.
 _FIRST_PANEL_DEPTH = 1.0
 _PANEL_DEPTH_RATIO = 3.0
-_MAX_PANEL_DEPTH = 2.5
+_MAX_PANEL_DEPTH = 5.0
 _PEAK_REGION_DEPTH = 10.0
-_MAX_PANEL_ANGLE = 0.5  # rad
-_PANEL_WIDTH_PER_POLE_DISTANCE = 2.0
+_MAX_PANEL_ANGLE = 1.0  # rad
+_PANEL_DEPTH_PER_POLE_DISTANCE = 2.0
+_PANEL_ANGLE_PER_POLE_DISTANCE = 0.7
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _atanh_over_x(z: float) -> float:
     """atanh(z)/z, accurate near z = 0."""
     if abs(z) < 1e-4:
@@ -56,7 +57,7 @@ def _atanh_over_x(z: float) -> float:
     return math.atanh(z) / z
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def path_integral(i_high: float, i_span: float, a: float, b: float, c: float) -> float:
     """F = ∫ dI / (a + b I + c I²) from i_high − i_span to i_high (a > 0, c ≥ 0, denominator > 0).
 
@@ -83,7 +84,7 @@ def path_integral(i_high: float, i_span: float, a: float, b: float, c: float) ->
     return 2.0 * w * _atanh_over_x(math.sqrt(-delta) * w)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def path_average(par_in: float, optical_depth: float, a: float, b: float, c: float, light: bool) -> float:
     """g(τ): mean of f(I) (or of I if ``light``) along one path of optical depth τ lit with ``par_in``."""
     if par_in <= 0.0:
@@ -96,41 +97,43 @@ def path_average(par_in: float, optical_depth: float, a: float, b: float, c: flo
     return path_integral(par_in, par_in * absorbed_fraction, a, b, c) / optical_depth
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _panel_limits(par_in: float, a: float, b: float, c: float) -> tuple:
-    """(widest panel in optical depth, depth below which that limit holds) for the response I/(a+bI+cI²).
+    """(widest panel in optical depth, depth below which that holds, widest panel in ψ) for I/(a+bI+cI²).
 
-    Along a path at depth v, f = 1/(2√(ac) cosh(v − v₀) + b) with v₀ = ln(I0 √(c/a)): its poles lie
-    acos(−b/(2√(ac))) off the real axis, and Gauss–Legendre panels must stay narrower than a few times that.
+    Along a path at depth v the response is f = 1/(2√(ac) cosh(v − v₀) + b), v₀ = ln(I0 √(c/a)), whose
+    poles lie d = acos(−b/(2√(ac))) off the real axis (π when b ≥ 2√(ac)); Gauss–Legendre converges
+    geometrically at a rate set by d over the panel width, so panels shrink with d.
     """
     if c <= 0.0 or a <= 0.0:
-        return _MAX_PANEL_DEPTH, _PEAK_REGION_DEPTH
+        return _MAX_PANEL_DEPTH, _PEAK_REGION_DEPTH, _MAX_PANEL_ANGLE
     ratio = b / (2.0 * math.sqrt(a * c))
-    pole_distance = math.acos(max(-1.0, -ratio)) if ratio < 0.0 else 0.5 * math.pi
+    pole_distance = math.acos(min(1.0, max(-1.0, -ratio)))
     peak_depth = math.log(par_in * math.sqrt(c / a))
-    widest = max(0.05, min(_MAX_PANEL_DEPTH, _PANEL_WIDTH_PER_POLE_DISTANCE * pole_distance))
-    return widest, max(_PEAK_REGION_DEPTH, peak_depth + 5.0)
+    widest_depth = max(0.05, min(_MAX_PANEL_DEPTH, _PANEL_DEPTH_PER_POLE_DISTANCE * pole_distance))
+    widest_angle = max(0.05, min(_MAX_PANEL_ANGLE, _PANEL_ANGLE_PER_POLE_DISTANCE * pole_distance))
+    return widest_depth, max(_PEAK_REGION_DEPTH, peak_depth + 5.0), widest_angle
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tube_average(par_in: float, optical_depth_diameter: float, a: float, b: float, c: float, light: bool) -> float:
     """(4/π) ∫₀^{π/2} sin²ψ g(τ₀ sin ψ) dψ by 8-node Gauss–Legendre on panels ψ_k = asin(τ_k/τ₀).
 
-    Panel ends τ_k in optical depth: 1, then ×3 but at most +2.5 (less for sharply peaked responses,
-    :func:`_panel_limits`) while I0 e^(−τ) may still cross the response's peak, then ×3; a panel wider than
-    0.5 rad is split evenly. Worst relative error 1e-7 against adaptive quadrature over incident light
+    Panel ends τ_k in optical depth: 1, then ×3 but at most +5 while I0 e^(−τ) may still cross the
+    response's peak, then ×3; a panel wider than 1 rad is split evenly. Sharply peaked responses get
+    narrower panels (:func:`_panel_limits`). Worst relative error 1e-7 against adaptive quadrature over incident light
     20–2500 µmol m⁻² s⁻¹, τ₀ = 0.01–100, for Haldane, Bernard–Rémond and peaked (b < 0) responses.
     """
     tau0 = optical_depth_diameter
     if par_in <= 0.0:
         return 0.0
-    max_step, peak_region = _panel_limits(par_in, a, b, c)
+    max_step, peak_region, max_angle = _panel_limits(par_in, a, b, c)
     total = 0.0
     lower = 0.0
     depth = min(_FIRST_PANEL_DEPTH, max_step)
     while True:
         upper = math.asin(depth / tau0) if depth < tau0 else 0.5 * math.pi
-        pieces = max(1, math.ceil((upper - lower) / _MAX_PANEL_ANGLE - 1e-9))
+        pieces = max(1, math.ceil((upper - lower) / max_angle - 1e-9))
         half = 0.5 * (upper - lower) / pieces
         for piece in range(pieces):
             middle = lower + (2 * piece + 1) * half
@@ -149,7 +152,7 @@ def tube_average(par_in: float, optical_depth_diameter: float, a: float, b: floa
     return 4.0 / math.pi * total
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def geometry_average(
     geometry: int, par_in: float, optical_depth: float, a: float, b: float, c: float, light: bool
 ) -> float:
@@ -159,7 +162,7 @@ def geometry_average(
     return path_average(par_in, optical_depth, a, b, c, light)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _batch(geometry, par_in, biomass, light_path_m, extinction, a, b, c, light, out):
     for i in range(out.shape[0]):
         tau = extinction[i] * biomass[i] * light_path_m[i]

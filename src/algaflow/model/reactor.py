@@ -81,16 +81,21 @@ N_PARAMETERS = 39
 GROSS, NET, PH, CO2_AQ, LIGHT_FACTOR = range(5)
 N_RATES = 5
 
+# ---- memo of one evaluation: the costly intermediates a nearby evaluation may reuse ------------------
+MEMO_LIGHT, MEMO_HYDROGEN_TANK, MEMO_HYDROGEN_LIT = range(3)  # ⟨f_light⟩ of the lit section, [H⁺]_j
+N_MEMO = 3
+REUSE_LIGHT, REUSE_CHEMISTRY = 1, 2  # bit flags: take ⟨f_light⟩ / [H⁺] from the memo as they are
+
 O2_PER_CARBON_MG_PER_MMOL = O2_MOLAR_MASS_G  # mg O2 per mmol O2
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def effective_air_flow(p: np.ndarray) -> float:
     """Sparger flow (L/min), multiplied while degassing is on."""
     return p[AIR_FLOW] * (p[DEGAS_FACTOR] if p[DEGASSING] > 0.5 else 1.0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def tank_transfer_coefficients(p: np.ndarray, k0: float, temperature_c: float) -> tuple:
     """Gas-limited (kLa_O2, kLa_CO2) of the sparged tank, 1/h (:func:`algaflow.model.gas.gas_limited_kla`)."""
     air = effective_air_flow(p)
@@ -102,9 +107,16 @@ def tank_transfer_coefficients(p: np.ndarray, k0: float, temperature_c: float) -
             gas_limited_kla(KLA_CO2_OVER_O2 * kla, p[V_TANK], henry_co2, gas_mmol_per_h))
 
 
-@njit(cache=True)
-def compartment_rates(y: np.ndarray, p: np.ndarray, par_in: float, rates: np.ndarray) -> tuple:
-    """Fill rates[j, :] = (gross μ, net μ, pH, CO2* mmol/L, ⟨f_light⟩) and return the constants tuple."""
+@njit(cache=True, error_model="numpy")
+def compartment_rates(
+    y: np.ndarray, p: np.ndarray, par_in: float, rates: np.ndarray, memo: np.ndarray, reuse: int
+) -> tuple:
+    """Fill rates[j, :] = (gross μ, net μ, pH, CO2* mmol/L, ⟨f_light⟩) and return the constants tuple.
+
+    ``memo`` holds (⟨f_light⟩_lit, [H⁺]_tank, [H⁺]_lit) of a nearby evaluation (zeros: none). Its [H⁺] seed
+    the pH solve; with REUSE_LIGHT (REUSE_CHEMISTRY) set they are used as they are, which is exact when
+    X_lit and PAR (DIC, alkalinity and temperature) equal the memo's. On return it holds this evaluation's.
+    """
     temperature = y[TEMP]
     constants = equilibrium_constants(temperature, p[SALINITY])
     rho = density_kg_per_l(p[SALINITY])
@@ -112,15 +124,25 @@ def compartment_rates(y: np.ndarray, p: np.ndarray, par_in: float, rates: np.nda
     respiration = respiration_rate(temperature, p[RESPIRATION], p[Q10])
     for j in range(2):
         biomass = y[X_TANK + j]
+        f_light = 0.0
         if j == 1 and par_in > 0.0:
-            optical_depth = p[EXTINCTION] * max(biomass, 0.0) * p[LIGHT_PATH]
-            f_light = geometry_average(
-                int(p[GEOMETRY]), par_in, optical_depth, p[LIGHT_A], p[LIGHT_B], p[LIGHT_C], False
-            )
-        else:
-            f_light = 0.0
+            if reuse & REUSE_LIGHT:
+                f_light = memo[MEMO_LIGHT]
+            else:
+                optical_depth = p[EXTINCTION] * max(biomass, 0.0) * p[LIGHT_PATH]
+                f_light = geometry_average(
+                    int(p[GEOMETRY]), par_in, optical_depth, p[LIGHT_A], p[LIGHT_B], p[LIGHT_C], False
+                )
+        if j == 1:
+            memo[MEMO_LIGHT] = f_light
         dic = y[DIC_TANK + j]
-        hydrogen = solve_hydrogen(y[ALK_TANK + j] * 1e-3 / rho, max(dic, 0.0) * 1e-3 / rho, constants, 1e-8)
+        if reuse & REUSE_CHEMISTRY:
+            hydrogen = memo[MEMO_HYDROGEN_TANK + j]
+        else:
+            hydrogen = solve_hydrogen(
+                y[ALK_TANK + j] * 1e-3 / rho, max(dic, 0.0) * 1e-3 / rho, constants, memo[MEMO_HYDROGEN_TANK + j]
+            )
+            memo[MEMO_HYDROGEN_TANK + j] = hydrogen
         ph = -math.log10(hydrogen)
         co2_aq, _, _ = species(hydrogen, max(dic, 0.0), constants)
         gross = (
@@ -138,11 +160,16 @@ def compartment_rates(y: np.ndarray, p: np.ndarray, par_in: float, rates: np.nda
     return constants
 
 
-@njit(cache=True)
-def reactor_rhs(y: np.ndarray, p: np.ndarray, par_in: float, ambient_c: float, dydt: np.ndarray) -> None:
-    """dy/dt of one reactor (see module docstring), given incident PAR and ambient temperature now."""
+@njit(cache=True, error_model="numpy")
+def reactor_rhs(
+    y: np.ndarray, p: np.ndarray, par_in: float, ambient_c: float, dydt: np.ndarray, memo: np.ndarray, reuse: int
+) -> None:
+    """dy/dt of one reactor (see module docstring), given incident PAR and ambient temperature now.
+
+    ``memo`` and ``reuse`` as in :func:`compartment_rates` (``np.zeros(N_MEMO)`` and 0 for a plain call).
+    """
     rates = np.empty((2, N_RATES))
-    constants = compartment_rates(y, p, par_in, rates)
+    constants = compartment_rates(y, p, par_in, rates, memo, reuse)
     temperature = y[TEMP]
     rho = density_kg_per_l(p[SALINITY])
     o2_saturation = oxygen_saturation_mg_per_l(temperature, p[SALINITY], p[O2_GAS_FRACTION])
@@ -179,12 +206,88 @@ def reactor_rhs(y: np.ndarray, p: np.ndarray, par_in: float, ambient_c: float, d
     dydt[PRODUCED] = produced
 
 
-@njit(cache=True)
-def reactor_growth_rate(y: np.ndarray, p: np.ndarray, par_in: float) -> float:
-    """Net specific growth rate of the whole culture, 1/h: Σ_j (μ_j − r) X_j V_j / Σ_j X_j V_j."""
+@njit(cache=True, error_model="numpy")
+def reactor_growth_rate(y: np.ndarray, p: np.ndarray, par_in: float, memo: np.ndarray, reuse: int) -> float:
+    """Net specific growth rate of the whole culture, 1/h: Σ_j (μ_j − r) X_j V_j / Σ_j X_j V_j.
+
+    ``memo`` and ``reuse`` as in :func:`compartment_rates`.
+    """
     rates = np.empty((2, N_RATES))
-    compartment_rates(y, p, par_in, rates)
+    compartment_rates(y, p, par_in, rates, memo, reuse)
     biomass = y[X_TANK] * p[V_TANK] + y[X_LIT] * p[V_LIT]
     if biomass <= 0.0:
         return 0.0
     return (rates[0, NET] * y[X_TANK] * p[V_TANK] + rates[1, NET] * y[X_LIT] * p[V_LIT]) / biomass
+
+
+# ---- Jacobian ------------------------------------------------------------------------------------------
+# Quantities held in both compartments (tank index; the lit index is one more), and what a perturbation
+# of that quantity leaves unchanged: biomass leaves the pH, nitrate and O2 leave light and pH, DIC and
+# alkalinity leave the light.
+_PAIRED_TANK = np.array([X_TANK, NO3_TANK, DIC_TANK, ALK_TANK, O2_TANK])
+_PAIRED_REUSE = np.array(
+    [REUSE_CHEMISTRY, REUSE_LIGHT | REUSE_CHEMISTRY, REUSE_LIGHT, REUSE_LIGHT, REUSE_LIGHT | REUSE_CHEMISTRY]
+)
+_RELATIVE_STEP = 1.4901161193847656e-08  # √(machine ε)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def difference_step(value: float, absolute_tolerance: float) -> float:
+    """Forward-difference step √ε · max(|y|, 10³ atol, 10⁻⁶)."""
+    return _RELATIVE_STEP * max(abs(value), absolute_tolerance * 1e3, 1e-6)
+
+
+@njit(cache=True, error_model="numpy")
+def reactor_jacobian(
+    y: np.ndarray, p: np.ndarray, par_in: float, ambient_c: float, f0: np.ndarray, memo: np.ndarray,
+    atol: np.ndarray, jac: np.ndarray,
+) -> None:
+    """J = ∂f/∂y (N_STATE × N_STATE) at y, f0 = f(y) with ``memo`` from that evaluation: grouped differences.
+
+    Tank rows see lit states only through the exchange e_t (y_l − y_t) of the same quantity, e_j = Q/V_j,
+    and lit rows see tank states only through e_l (y_t − y_l). So a quantity's tank and lit states are
+    perturbed together (δ_t, δ_l; Curtis, Powell & Reid 1974) and the known exchange separated:
+
+        J[i,t] = (Δf_i − e_t δ_l [i = t]) / δ_t,   J[i,l] = e_t [i = t]          (tank rows i)
+        J[i,l] = (Δf_i − e_l δ_t [i = l]) / δ_l,   J[i,t] = e_l [i = l]          (lit rows i)
+
+    Temperature gets a column of its own; nothing depends on the produced biomass (zero column), and
+    dP/dt = V_t dX_t/dt + V_l dX_l/dt (the exchange cancels), so its row is V_t J[X_t,:] + V_l J[X_l,:].
+    7 evaluations instead of 12, most of them reusing the light average and [H⁺] of f0.
+    """
+    n = N_STATE
+    probe = np.empty(n)
+    f = np.empty(n)
+    memo_probe = np.empty(N_MEMO)
+    exchange = (p[WATER_FLOW] * 60.0 / p[V_TANK], p[WATER_FLOW] * 60.0 / p[V_LIT])
+    for group in range(_PAIRED_TANK.shape[0]):
+        tank = _PAIRED_TANK[group]
+        lit = tank + 1
+        delta = (difference_step(y[tank], atol[tank]), difference_step(y[lit], atol[lit]))
+        for i in range(n):
+            probe[i] = y[i]
+        probe[tank] += delta[0]
+        probe[lit] += delta[1]
+        memo_probe[:] = memo
+        reactor_rhs(probe, p, par_in, ambient_c, f, memo_probe, _PAIRED_REUSE[group])
+        for i in range(O2_LIT + 1):
+            j = i % 2  # compartment of row i: 0 tank, 1 lit
+            own, other = (tank, lit) if j == 0 else (lit, tank)
+            difference = f[i] - f0[i]
+            if i == own:
+                difference -= exchange[j] * delta[1 - j]
+            jac[i, own] = difference / delta[j]
+            jac[i, other] = exchange[j] if i == own else 0.0
+        jac[TEMP, tank] = 0.0
+        jac[TEMP, lit] = 0.0
+    for i in range(n):
+        probe[i] = y[i]
+    delta_temperature = difference_step(y[TEMP], atol[TEMP])
+    probe[TEMP] += delta_temperature
+    memo_probe[:] = memo
+    reactor_rhs(probe, p, par_in, ambient_c, f, memo_probe, REUSE_LIGHT)
+    for i in range(n):
+        jac[i, TEMP] = (f[i] - f0[i]) / delta_temperature
+        jac[i, PRODUCED] = 0.0
+    for c in range(n):
+        jac[PRODUCED, c] = p[V_TANK] * jac[X_TANK, c] + p[V_LIT] * jac[X_LIT, c]

@@ -7,15 +7,21 @@ system is autonomous and each step solves, for stages i = 1…6,
 
     (I/(γh) − J) U_i = f(z + Σ_{j<i} a_ij U_j) + Σ_{j<i} (c_ij / h) U_j,     z_new = z + Σ m_i U_i,
 
-with J the Jacobian at z (forward differences), the error estimate U_6, and step control
-h_new = h · clip(0.9 · err^(−1/4), 0.2, 6) on the RMS of U_6 / (atol + rtol |z|).
+with J the Jacobian at z, the error estimate U_6, and step control h_new = h · clip(0.9 · err^(−1/4), 0.2, 6)
+on the RMS of U_6 / (atol + rtol |z|), tempered by the predictive controller of Gustafsson (1994).
+
+Cost per step is almost all evaluations of f, and most of an evaluation is the tube light average and the
+pH solve. So J comes from grouped forward differences that reuse both where a column leaves them
+unchanged (:func:`algaflow.model.reactor.reactor_jacobian`), is kept when a step is rejected, and the pH
+solve of every evaluation starts from the [H⁺] of f(z).
 
 Events:
 * time events (dosing, setpoints, scheduled harvests) and forcing jumps (lamp on/off) end a segment:
-  the integrator stops exactly there and restarts cleanly (fresh f, fresh step size);
+  the integrator stops exactly there and restarts cleanly (fresh f and J, a 36-s first step);
 * state events g(z) crossing zero upwards (growth rate falling below the harvest threshold, DO rising
-  above the alarm) are located inside the step on the cubic Hermite interpolant of the step, then the
-  step is redone exactly to the located time, the action applied, and the integration restarted.
+  above the alarm) are located inside the step on the cubic Hermite interpolant of the step, refined on
+  steps redone from z to the candidate time (regula falsi, to 3.6 ms), the action applied at the first
+  verified crossing, and the integration restarted.
 Outputs on a fixed grid are filled by the same Hermite interpolant (4th-order values, 3rd-order between).
 """
 
@@ -34,10 +40,13 @@ from algaflow.model.reactor import (
     DEGASSING,
     DIC_TANK,
     LED,
+    N_MEMO,
     N_STATE,
     NO3_TANK,
     O2_LIT,
     O2_TANK,
+    REUSE_CHEMISTRY,
+    REUSE_LIGHT,
     SALINITY,
     T_SETPOINT,
     TEMP,
@@ -45,7 +54,9 @@ from algaflow.model.reactor import (
     V_TANK,
     X_LIT,
     X_TANK,
+    difference_step,
     reactor_growth_rate,
+    reactor_jacobian,
     reactor_rhs,
 )
 from algaflow.sim.tables import next_jump, table_value
@@ -92,12 +103,16 @@ LOG_FIELDS = 4  # time, kind, value, triggered_by_state (0/1)
 # ---- parameters that events change, recorded beside the state at every output time ----------------
 DYNAMIC_PARAMETERS = np.array([LED, AIR_FLOW, DEGASSING, T_SETPOINT, CO2_GAS_PPM])
 
+EVENT_TIME_TOLERANCE_H = 1e-6  # state events are located to 3.6 ms
+EVENT_REFINEMENTS = 12
+RESTART_STEP_H = 0.01  # first step after a discontinuity, h (36 s; the fastest transients take minutes)
+
 # ---- integration status -------------------------------------------------------------------------------
 OK, STEP_TOO_SMALL, TOO_MANY_STEPS, LOG_FULL = 0, 1, 2, 3
 STATUS_TEXT = ("ok", "step size underflow", "too many steps", "event log full")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forcing(t, seg_end, p, control, times, values, counts):
     """Incident PAR (µmol m⁻² s⁻¹) and ambient temperature (°C) at t; left limits at the segment end."""
     left = t >= seg_end
@@ -107,20 +122,68 @@ def _forcing(t, seg_end, p, control, times, values, counts):
     return max(par, 0.0), table_value(times[ambient], values[ambient], counts[ambient], t, left)
 
 
-@njit(cache=True)
-def _derivative(z, p, control, seg_end, times, values, counts, out):
+@njit(cache=True, error_model="numpy")
+def _derivative_memo(z, p, control, seg_end, times, values, counts, out, memo):
+    """f(z) of the augmented system; ``memo`` seeds the pH solve and receives this evaluation's values.
+
+    Returns the incident PAR at z.
+    """
     par, ambient = _forcing(z[TIME], seg_end, p, control, times, values, counts)
-    reactor_rhs(z[:N_STATE], p, par, ambient, out[:N_STATE])
+    reactor_rhs(z[:N_STATE], p, par, ambient, out[:N_STATE], memo, 0)
     out[TIME] = 1.0
+    return par
 
 
-@njit(cache=True)
-def _event_values(z, p, control, out):
-    """g(z) for the state events; an event fires when g crosses zero upwards."""
+@njit(cache=True, error_model="numpy")
+def _derivative(z, p, control, seg_end, times, values, counts, out):
+    """f(z) of the augmented system, from scratch."""
+    _derivative_memo(z, p, control, seg_end, times, values, counts, out, np.zeros(N_MEMO))
+
+
+@njit(cache=True, error_model="numpy")
+def _jacobian(z, f0, memo, p, control, seg_end, times, values, counts, atol, jac):
+    """∂f/∂z of the augmented system: the state block from the model, the time column by one difference.
+
+    The time column is zero where the forcing is locally constant (lamps between switches); otherwise f is
+    evaluated at the forcing of t + δ (backwards at the segment end), reusing [H⁺], and the light
+    average too when PAR did not change. The time row is zero (dt/dt = 1).
+    """
+    par, ambient = _forcing(z[TIME], seg_end, p, control, times, values, counts)
+    reactor_jacobian(z[:N_STATE], p, par, ambient, f0[:N_STATE], memo, atol[:N_STATE], jac[:N_STATE, :N_STATE])
+    for i in range(N_AUGMENTED):
+        jac[i, TIME] = 0.0
+        jac[TIME, i] = 0.0
+    delta = difference_step(z[TIME], atol[TIME])
+    if z[TIME] + delta >= seg_end:
+        delta = -delta
+    par_later, ambient_later = _forcing(z[TIME] + delta, seg_end, p, control, times, values, counts)
+    if par_later == par and ambient_later == ambient:
+        return
+    f = np.empty(N_STATE)
+    memo_probe = memo.copy()
+    reuse = REUSE_CHEMISTRY | (REUSE_LIGHT if par_later == par else 0)
+    reactor_rhs(z[:N_STATE], p, par_later, ambient_later, f, memo_probe, reuse)
+    for i in range(N_STATE):
+        jac[i, TIME] = (f[i] - f0[i]) / delta
+
+
+@njit(cache=True, error_model="numpy")
+def _event_reuse(p, control, par_now):
+    """What the harvest rule's growth rate may reuse from the memo of f at the same state."""
+    return REUSE_CHEMISTRY | (REUSE_LIGHT if control[HARVEST_REF_PAR] * p[LED] == par_now else 0)
+
+
+@njit(cache=True, error_model="numpy")
+def _event_values(z, p, control, out, memo, reuse):
+    """g(z) for the state events; an event fires when g crosses zero upwards.
+
+    The harvest rule compares the growth rate at the reference PAR (not the current one, so that night
+    does not trigger it) with its threshold. ``memo``/``reuse`` as in :func:`reactor_rhs` (not modified).
+    """
     out[0] = -1.0
     if control[HARVEST_ENABLED] > 0.5:
         reference = control[HARVEST_REF_PAR] * p[LED]
-        out[0] = control[HARVEST_THRESHOLD] - reactor_growth_rate(z[:N_STATE], p, reference)
+        out[0] = control[HARVEST_THRESHOLD] - reactor_growth_rate(z[:N_STATE], p, reference, memo.copy(), reuse)
     out[1] = -1.0
     if control[ALARM_ENABLED] > 0.5:
         if p[DEGASSING] > 0.5:
@@ -129,7 +192,7 @@ def _event_values(z, p, control, out):
             out[1] = z[O2_LIT] - control[DO_HIGH]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lu_factor(a, pivots):
     n = a.shape[0]
     for k in range(n):
@@ -152,7 +215,7 @@ def _lu_factor(a, pivots):
                     a[i, j] -= factor * a[k, j]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _lu_solve(lu, pivots, b):
     n = lu.shape[0]
     for k in range(n):
@@ -168,26 +231,17 @@ def _lu_solve(lu, pivots, b):
         b[i] /= lu[i, i]
 
 
-@njit(cache=True)
-def _rodas_step(z, f0, h, p, control, seg_end, times, values, counts, atol, rtol, work_jac, pivots,
-                stages, z_stage, f_stage, z_new):
-    """One RODAS4 step of size h from (z, f0 = f(z)); returns the error norm (≤ 1 to accept)."""
+@njit(cache=True, error_model="numpy")
+def _rodas_step(z, f0, memo, h, jac, p, control, seg_end, times, values, counts, atol, rtol, work, pivots,
+                stages, z_stage, f_stage, memo_stage, z_new):
+    """One RODAS4 step of size h from (z, f0 = f(z), J = jac); returns the error norm (≤ 1 to accept)."""
     n = z.shape[0]
-    # Jacobian by forward differences (backward in time at the segment end).
-    for c in range(n):
-        for i in range(n):
-            z_stage[i] = z[i]
-        delta = 1.4901161193847656e-08 * max(abs(z[c]), atol[c] * 1e3, 1e-6)
-        if c == TIME and z[c] + delta >= seg_end:
-            delta = -delta
-        z_stage[c] = z[c] + delta
-        _derivative(z_stage, p, control, seg_end, times, values, counts, f_stage)
-        for i in range(n):
-            work_jac[i, c] = -(f_stage[i] - f0[i]) / delta
     inv = 1.0 / (GAMMA * h)
     for i in range(n):
-        work_jac[i, i] += inv
-    _lu_factor(work_jac, pivots)
+        for j in range(n):
+            work[i, j] = -jac[i, j]
+        work[i, i] += inv
+    _lu_factor(work, pivots)
     for s in range(6):
         if s == 0:
             for i in range(n):
@@ -200,13 +254,14 @@ def _rodas_step(z, f0, h, p, control, seg_end, times, values, counts, atol, rtol
                 z_stage[i] = acc
             if z_stage[TIME] > seg_end:
                 z_stage[TIME] = seg_end
-            _derivative(z_stage, p, control, seg_end, times, values, counts, f_stage)
+            memo_stage[:] = memo
+            _derivative_memo(z_stage, p, control, seg_end, times, values, counts, f_stage, memo_stage)
         for i in range(n):
             acc = f_stage[i]
             for j in range(s):
                 acc += _C[s, j] / h * stages[j, i]
             stages[s, i] = acc
-        _lu_solve(work_jac, pivots, stages[s])
+        _lu_solve(work, pivots, stages[s])
     error = 0.0
     for i in range(n):
         acc = z[i]
@@ -219,7 +274,7 @@ def _rodas_step(z, f0, h, p, control, seg_end, times, values, counts, atol, rtol
     return math.sqrt(error / n)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _hermite(z0, f0, z1, f1, h, theta, out):
     """Cubic Hermite interpolant of the step at fraction theta ∈ [0, 1]."""
     t2 = theta * theta
@@ -232,7 +287,7 @@ def _hermite(z0, f0, z1, f1, h, theta, out):
         out[i] = h00 * z0[i] + h10 * h * f0[i] + h01 * z1[i] + h11 * h * f1[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _apply_event(kind, value, z, p, control):
     """Apply one event to state z and parameters p in place; returns the value worth logging."""
     if kind == HARVEST:
@@ -263,7 +318,7 @@ def _apply_event(kind, value, z, p, control):
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _log(log, count, t, kind, value, by_state):
     if count >= log.shape[0]:
         return count
@@ -274,7 +329,7 @@ def _log(log, count, t, kind, value, by_state):
     return count + 1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_events,
                       times, values, counts, jumps, jump_counts, t_start, t_end, t_out, out, out_dynamic,
                       log, rtol, atol, max_steps):
@@ -294,6 +349,11 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
     g1 = np.empty(N_EVENT_FUNCTIONS)
     g_probe = np.empty(N_EVENT_FUNCTIONS)
     jac = np.empty((n, n))
+    work = np.empty((n, n))
+    memo = np.zeros(N_MEMO)  # light average and [H⁺] of the evaluation f0 = f(z)
+    memo1 = np.zeros(N_MEMO)  # ... of f1 = f(z1)
+    memo_stage = np.empty(N_MEMO)
+    jacobian_at_z = False
     pivots = np.empty(n, dtype=np.int64)
     stages = np.empty((6, n))
     z_stage = np.empty(n)
@@ -312,7 +372,7 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
         out_dynamic[k_out, :] = p[DYNAMIC_PARAMETERS]
         k_out += 1
     t = t_start
-    h = 0.01
+    h = RESTART_STEP_H
     h_min = 1e-10
     event_index = 0
     while t < t_end:
@@ -320,24 +380,34 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
             logged = _apply_event(event_kinds[event_index], event_values[event_index], z, p, control)
             n_log = _log(log, n_log, t, event_kinds[event_index], logged, 0.0)
             event_index += 1
-            h = min(h, 0.01)
         seg_end = t_end
         if event_index < n_events:
             seg_end = min(seg_end, event_times[event_index])
         seg_end = min(seg_end, next_jump(jumps[light], jump_counts[light], t))
         seg_end = min(seg_end, next_jump(jumps[ambient], jump_counts[ambient], t))
-        _derivative(z, p, control, seg_end, times, values, counts, f0)
-        _event_values(z, p, control, g0)
+        par0 = _derivative_memo(z, p, control, seg_end, times, values, counts, f0, memo)
+        jacobian_at_z = False
+        _event_values(z, p, control, g0, memo, _event_reuse(p, control, par0))
+        # Each segment (after a time event or a forcing jump: lamps switching start fast O2/CO2 transients)
+        # starts afresh: small first step, no step-size history.
+        h = min(h, RESTART_STEP_H)
+        h_previous = 0.0
+        error_previous = 1.0
+        just_rejected = False
         while t < seg_end:
             if accepted + rejected >= max_steps:
                 return TOO_MANY_STEPS, accepted, rejected, n_log
             remaining = seg_end - t
             if h >= remaining or 1.05 * h >= remaining:
                 h = remaining
-            error = _rodas_step(z, f0, h, p, control, seg_end, times, values, counts, atol, rtol,
-                                jac, pivots, stages, z_stage, f_stage, z1)
+            if not jacobian_at_z:  # a rejected step retries with the same J
+                _jacobian(z, f0, memo, p, control, seg_end, times, values, counts, atol, jac)
+                jacobian_at_z = True
+            error = _rodas_step(z, f0, memo, h, jac, p, control, seg_end, times, values, counts, atol, rtol,
+                                work, pivots, stages, z_stage, f_stage, memo_stage, z1)
             if not (error <= 1.0):  # also rejects NaN
                 rejected += 1
+                just_rejected = True
                 h *= max(0.2, 0.9 * error ** -0.25) if error == error else 0.2
                 if h < h_min:
                     return STEP_TOO_SMALL, accepted, rejected, n_log
@@ -347,8 +417,9 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
             if seg_end - t1 < 1e-12 * max(1.0, abs(seg_end)):
                 t1 = seg_end
                 z1[TIME] = seg_end
-            _derivative(z1, p, control, seg_end, times, values, counts, f1)
-            _event_values(z1, p, control, g1)
+            memo1[:] = memo
+            par1 = _derivative_memo(z1, p, control, seg_end, times, values, counts, f1, memo1)
+            _event_values(z1, p, control, g1, memo1, _event_reuse(p, control, par1))
             crossed = False
             for e in range(N_EVENT_FUNCTIONS):
                 crossed = crossed or (g0[e] < 0.0 and g1[e] >= 0.0)
@@ -364,7 +435,7 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                     for _ in range(60):
                         mid = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
                         _hermite(z, f0, z1, f1, h, mid, probe)
-                        _event_values(probe, p, control, g_probe)
+                        _event_values(probe, p, control, g_probe, memo, 0)
                         if g_probe[e] >= 0.0:
                             hi, g_hi = mid, g_probe[e]
                             if side == 1:
@@ -380,17 +451,37 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                     if fired < 0 or hi < theta_event:
                         theta_event = hi
                         fired = e
+            h_used = t1 - t
             if fired >= 0 and theta_event < 1.0:
-                # Redo the step exactly to the event time, so the state there is a true solution point.
-                h_event = theta_event * h
-                _rodas_step(z, f0, h_event, p, control, seg_end, times, values, counts, atol, rtol,
-                            jac, pivots, stages, z_stage, f_stage, z_event)
-                for i in range(n):
-                    z1[i] = z_event[i]
-                h_used = h_event
-                _derivative(z1, p, control, seg_end, times, values, counts, f1)
-            else:
-                h_used = t1 - t
+                # The crossing on the interpolant is a first guess. Refine it on true solution points (the
+                # step redone from z to θh) by Illinois regula falsi, and take the state at the first θ
+                # where g ≥ 0 was verified: an event's time then carries the integrator's accuracy.
+                lo, hi, g_lo, g_hi = 0.0, 1.0, g0[fired], g1[fired]
+                theta = theta_event
+                side = 0
+                for _ in range(EVENT_REFINEMENTS):
+                    _rodas_step(z, f0, memo, theta * h, jac, p, control, seg_end, times, values, counts, atol,
+                                rtol, work, pivots, stages, z_stage, f_stage, memo_stage, z_event)
+                    _event_values(z_event, p, control, g_probe, memo, 0)
+                    if g_probe[fired] >= 0.0:
+                        hi, g_hi = theta, g_probe[fired]
+                        for i in range(n):
+                            z1[i] = z_event[i]
+                        h_used = theta * h
+                        if side == 1:
+                            g_lo *= 0.5
+                        side = 1
+                    else:
+                        lo, g_lo = theta, g_probe[fired]
+                        if side == -1:
+                            g_hi *= 0.5
+                        side = -1
+                    if (hi - lo) * h < EVENT_TIME_TOLERANCE_H:
+                        break
+                    theta = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
+                if hi < 1.0:
+                    memo1[:] = memo
+                    _derivative_memo(z1, p, control, seg_end, times, values, counts, f1, memo1)
             # Fill outputs inside (t, t + h_used].
             t_new = z1[TIME]
             while k_out < t_out.shape[0] and t_out[k_out] <= t_new:
@@ -402,8 +493,22 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
             for i in range(n):
                 z[i] = z1[i]
                 f0[i] = f1[i]
+            memo[:] = memo1
+            jacobian_at_z = False
             t = t_new
-            h_next = h * min(6.0, max(0.2, 0.9 * max(error, 1e-12) ** -0.25))
+            # Step size: h err^(−1/4), and the predictive (Gustafsson 1994) estimate that also uses the previous
+            # step's error ratio, whichever is smaller; no growth right after a rejection (Hairer & Wanner IV.8).
+            error = max(error, 1e-10)
+            factor = 0.9 * error**-0.25
+            if h_previous > 0.0:
+                factor = min(factor, factor * (h / h_previous) * (error_previous / error) ** 0.25)
+            factor = min(6.0, max(0.2, factor))
+            if just_rejected:
+                factor = min(factor, 1.0)
+            h_previous = h
+            error_previous = max(error, 1e-2)
+            just_rejected = False
+            h_next = h * factor
             if fired >= 0:
                 if fired == 0:
                     if (z[X_TANK] * p[V_TANK] + z[X_LIT] * p[V_LIT]) / (p[V_TANK] + p[V_LIT]) >= control[
@@ -415,9 +520,12 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                     kind = DEGAS_OFF if p[DEGASSING] > 0.5 else DEGAS_ON
                     _apply_event(kind, 0.0, z, p, control)
                     n_log = _log(log, n_log, t, kind, p[AIR_FLOW], 1.0)
-                _derivative(z, p, control, seg_end, times, values, counts, f0)
-                h_next = min(h_next, 0.01)
-            _event_values(z, p, control, g0)
+                par0 = _derivative_memo(z, p, control, seg_end, times, values, counts, f0, memo)
+                h_next = min(h_next, RESTART_STEP_H)
+                _event_values(z, p, control, g0, memo, _event_reuse(p, control, par0))
+            else:
+                for e in range(N_EVENT_FUNCTIONS):
+                    g0[e] = g1[e]
             h = h_next
         if n_log >= log.shape[0]:
             return LOG_FULL, accepted, rejected, n_log
@@ -428,7 +536,7 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
     return OK, accepted, rejected, n_log
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def integrate_batch(y0, params, controls, event_times, event_kinds, event_values, event_counts,
                     times, values, counts, jumps, jump_counts, t_start, t_end, t_out, out, out_dynamic,
                     logs, rtol, atol, max_steps, status):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from algaflow.model.reactor import N_STATE, V_LIT, V_TANK, X_LIT, X_TANK
+from algaflow.model.reactor import N_MEMO, N_STATE, V_LIT, V_TANK, X_LIT, X_TANK
 from algaflow.sim import integrator as integ
 from algaflow.sim.build import ABSOLUTE_TOLERANCE, Batch
 from algaflow.sim.tables import next_jump
@@ -36,6 +36,7 @@ def solve_unit_with_scipy(
     z = np.empty(N_STATE + 1)
     dz = np.empty(N_STATE + 1)
     g = np.empty(integ.N_EVENT_FUNCTIONS)
+    no_memo = np.zeros(N_MEMO)
 
     def derivative(time: float, state: np.ndarray, seg_end: float) -> np.ndarray:
         z[:N_STATE] = state
@@ -46,7 +47,7 @@ def solve_unit_with_scipy(
     def event_function(index: int):
         def g_of(time: float, state: np.ndarray) -> float:
             z[:N_STATE] = state
-            integ._event_values(z, p, control, g)
+            integ._event_values(z, p, control, g, no_memo, 0)
             return g[index]
 
         g_of.terminal = True
@@ -70,7 +71,7 @@ def solve_unit_with_scipy(
         while t < seg_end:
             # Events whose g starts at or above zero (just fired) are not armed until g goes negative.
             z[:N_STATE] = y
-            integ._event_values(z, p, control, g)
+            integ._event_values(z, p, control, g, no_memo, 0)
             armed = [events[e] for e in range(len(events)) if g[e] < 0.0]
             solution = solve_ivp(lambda time, state, end=seg_end: derivative(time, state, end), (t, seg_end), y,
                                  method=method, rtol=rtol, atol=atol, events=armed or None,

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def table_value(times: np.ndarray, values: np.ndarray, count: int, t: float, left: bool) -> float:
     """Value of the table (first ``count`` knots) at time t; left limit at a jump if ``left``."""
     # side "left": times[k-1] < t <= times[k]; side "right": times[k-1] <= t < times[k].
@@ -28,7 +28,7 @@ def table_value(times: np.ndarray, values: np.ndarray, count: int, t: float, lef
     return values[k - 1] + (values[k] - values[k - 1]) * (t - t0) / (t1 - t0)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def next_jump(jumps: np.ndarray, count: int, t: float) -> float:
     """First jump time strictly after t (inf if none)."""
     k = np.searchsorted(jumps[:count], t, side="right")

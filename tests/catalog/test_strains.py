@@ -42,6 +42,7 @@ def test_bernard_remond_form_peaks_at_i_opt_with_mu_max():
     assert f.max() == pytest.approx(1.0, rel=1e-9)  # μ(I_opt) = μmax
 
 
+@pytest.mark.skipif(not DATA.is_file(), reason=f"shared data not found at {DATA} (clone beside ../shared)")
 def test_chlorella_light_response_reproduces_the_fit_to_the_shared_data():
     data = pd.read_csv(DATA)
     chlorella = data[data.species == "Chlorella vulgaris"]

@@ -1,0 +1,281 @@
+"""Biomass and specific growth rate from optical density: a robust extended Kalman filter on a factor chain.
+
+State per unit: z = (ℓ, μ, b) with ℓ = ln X (X biomass in g/L), μ the net specific growth rate (1/h) and
+b the OD baseline offset (fouling, bubbles settling, blank drift; OD units).
+
+Process factor over Δt (h), exact for dℓ = μ dt, dμ = σ_μ dW, db = σ_b dW, plus a small σ_ℓ for what
+the exponential law misses; a harvest or dilution of known fraction f between two samples moves ℓ by
+ln(1 − f) in one step (a known input, not noise, so it is never smeared into μ):
+
+    ℓ_k = ℓ_{k−1} + μ_{k−1} Δt + ln(1 − f_k),   μ_k = μ_{k−1},   b_k = b_{k−1}          (means)
+    Q = σ_μ² [[Δt³/3, Δt²/2, 0], [Δt²/2, Δt, 0], [0, 0, 0]] + diag(σ_ℓ² Δt, 0, σ_b² Δt)
+
+Measurement factor (the calibration OD = a X + b, with noise sd √(σ_abs² + (σ_rel OD)²)):
+
+    OD_k = a e^{ℓ_k} + b_k + v,   linearised at the prediction: H = [a e^{ℓ⁻}, 0, 1]
+
+made robust as a Student-t factor with ν degrees of freedom (one reweighting of R by
+w = (ν + 1)/(ν + r²), r the standardised innovation), and gated: r beyond ``gate_sigma`` drops the
+factor. A run of ``jump_confirmations`` rejections that agree with each other is a real level shift (an
+unannounced harvest): ℓ restarts from that sample, μ and b are kept.
+Every sample gets a flag saying what was done with it (:data:`FLAG_NAMES`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from algaflow.fusion.gaussian import predict, update
+
+STATE_NAMES = ("log_biomass", "growth_rate_per_h", "od_baseline")
+LOG_BIOMASS, GROWTH_RATE, BASELINE = range(3)
+N_GROWTH_STATE = 3
+
+FLAG_NAMES = ("used", "missing", "downweighted", "rejected_outlier", "invalid_value", "time_not_increasing",
+              "level_jump")
+USED, MISSING, DOWNWEIGHTED, REJECTED, INVALID, TIME_NOT_INCREASING, LEVEL_JUMP = range(7)
+
+
+@dataclass(frozen=True, slots=True)
+class GrowthModel:
+    """Noise and calibration of the growth chain; one configuration for every culture (see module doc)."""
+
+    od_per_g_per_l: float = 1.0  # calibration slope a
+    od_noise_sd: float = 0.005  # σ_abs, OD
+    od_relative_noise: float = 0.01  # σ_rel
+    growth_rate_diffusion: float = 2e-4  # σ_μ², (1/h)² per h
+    log_biomass_diffusion: float = 1e-5  # σ_ℓ², per h
+    baseline_diffusion: float = 1e-6  # σ_b², OD² per h
+    initial_growth_rate_sd: float = 0.1  # 1/h
+    initial_baseline_sd: float = 0.02  # OD
+    student_t_dof: float = 4.0
+    gate_sigma: float = 8.0
+    od_plausible_min: float = -0.05
+    od_plausible_max: float = 10.0
+    jump_confirmations: int = 5  # consecutive consistent rejections that mean the level really moved
+
+    def __post_init__(self) -> None:
+        for name in ("od_per_g_per_l", "od_noise_sd", "growth_rate_diffusion", "initial_growth_rate_sd",
+                     "student_t_dof", "gate_sigma"):  # fmt: skip
+            if not getattr(self, name) > 0:
+                raise ValueError(f"GrowthModel.{name} must be > 0 (got {getattr(self, name)})")
+        for name in ("od_relative_noise", "log_biomass_diffusion", "baseline_diffusion", "initial_baseline_sd"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"GrowthModel.{name} must be ≥ 0 (got {getattr(self, name)})")
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.od_per_g_per_l, self.od_noise_sd, self.od_relative_noise, self.growth_rate_diffusion,
+                         self.log_biomass_diffusion, self.baseline_diffusion, self.initial_growth_rate_sd,
+                         self.initial_baseline_sd, self.student_t_dof, self.gate_sigma, self.od_plausible_min,
+                         self.od_plausible_max, self.jump_confirmations])  # fmt: skip
+
+
+(A_SLOPE, SIGMA_ABS, SIGMA_REL, Q_MU, Q_LOG, Q_BASE, MU0_SD, BASE0_SD, DOF, GATE, OD_MIN, OD_MAX,
+ JUMP_CONFIRMATIONS) = range(13)
+
+
+@njit(cache=True, error_model="numpy")
+def process_factor(dt: float, dilution_fraction: float, model: np.ndarray, transition: np.ndarray,
+                   noise: np.ndarray) -> float:
+    """Fill F and Q for a step of dt hours; return the known shift ln(1 − f) of ℓ."""
+    transition[:, :] = 0.0
+    for i in range(N_GROWTH_STATE):
+        transition[i, i] = 1.0
+    transition[LOG_BIOMASS, GROWTH_RATE] = dt
+    q = model[Q_MU]
+    noise[:, :] = 0.0
+    noise[LOG_BIOMASS, LOG_BIOMASS] = q * dt**3 / 3.0 + model[Q_LOG] * dt
+    noise[LOG_BIOMASS, GROWTH_RATE] = q * dt**2 / 2.0
+    noise[GROWTH_RATE, LOG_BIOMASS] = q * dt**2 / 2.0
+    noise[GROWTH_RATE, GROWTH_RATE] = q * dt
+    noise[BASELINE, BASELINE] = model[Q_BASE] * dt
+    return math.log1p(-dilution_fraction) if dilution_fraction > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def od_measurement_factor(mean: np.ndarray, od: float, model: np.ndarray, observation: np.ndarray,
+                          noise: np.ndarray, measurement: np.ndarray) -> float:
+    """Linearise OD = a e^ℓ + b at ``mean``: fills H (1×3), R (1×1) and the equivalent linear measurement.
+
+    y_lin = OD − h(m) + H m, so that the linear update with (H, R, y_lin) is the EKF update. Returns the
+    predicted OD h(m).
+    """
+    biomass = math.exp(mean[LOG_BIOMASS])
+    predicted = model[A_SLOPE] * biomass + mean[BASELINE]
+    observation[0, LOG_BIOMASS] = model[A_SLOPE] * biomass
+    observation[0, GROWTH_RATE] = 0.0
+    observation[0, BASELINE] = 1.0
+    level = max(abs(predicted), abs(od))
+    noise[0, 0] = model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2
+    linear = 0.0
+    for i in range(N_GROWTH_STATE):
+        linear += observation[0, i] * mean[i]
+    measurement[0] = od - predicted + linear
+    return predicted
+
+
+@njit(cache=True, error_model="numpy")
+def _consistent(innovations: np.ndarray) -> bool:
+    """Rejected innovations that agree (same sign, spread under a quarter of their mean) are a level shift."""
+    low, high = innovations.min(), innovations.max()
+    if low * high <= 0.0:
+        return False
+    return (high - low) < 0.25 * abs(innovations.mean())
+
+
+@njit(cache=True, error_model="numpy")
+def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicted_cov, transitions, flags):
+    steps = times.shape[0]
+    transition = np.empty((3, 3))
+    noise = np.empty((3, 3))
+    observation = np.empty((1, 3))
+    measurement_noise = np.empty((1, 1))
+    measurement = np.empty(1)
+    # Prior from the first valid sample: ℓ from OD (baseline 0), μ 0, wide.
+    first_od = math.nan
+    for k in range(steps):
+        value = od[k]
+        if math.isfinite(value) and model[OD_MIN] <= value <= model[OD_MAX] and math.isfinite(times[k]):
+            first_od = value
+            break
+    level = max(first_od if math.isfinite(first_od) else 0.1, 10.0 * model[SIGMA_ABS])
+    prior_mean = np.array([math.log(level / model[A_SLOPE]), 0.0, 0.0])
+    relative_sd = math.sqrt(model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2) / level
+    prior_cov = np.zeros((3, 3))
+    prior_cov[LOG_BIOMASS, LOG_BIOMASS] = (2.0 * relative_sd) ** 2 + (model[BASE0_SD] / level) ** 2
+    prior_cov[GROWTH_RATE, GROWTH_RATE] = model[MU0_SD] ** 2
+    prior_cov[BASELINE, BASELINE] = model[BASE0_SD] ** 2
+    last_time = times[0] if math.isfinite(times[0]) else 0.0
+    confirmations = int(model[JUMP_CONFIRMATIONS])
+    rejected_run = np.zeros(max(confirmations, 1))  # standardised innovations of the current run of rejections
+    run_length = 0
+    for k in range(steps):
+        previous_mean = prior_mean if k == 0 else mean[k - 1]
+        previous_cov = prior_cov if k == 0 else cov[k - 1]
+        dt = times[k] - last_time if k > 0 else 0.0
+        if not (dt >= 0.0) or not math.isfinite(times[k]):
+            # Backwards, duplicate-in-the-past or missing time: carry the belief, ignore the sample.
+            dt = 0.0
+            flags[k] = TIME_NOT_INCREASING
+        else:
+            flags[k] = -1
+            last_time = times[k]
+        shift = process_factor(dt, dilution[k] if flags[k] != TIME_NOT_INCREASING else 0.0, model, transition, noise)
+        predict(previous_mean, previous_cov, transition, noise, predicted_mean[k], predicted_cov[k])
+        predicted_mean[k, LOG_BIOMASS] += shift
+        transitions[k] = transition
+        mean[k] = predicted_mean[k]
+        cov[k] = predicted_cov[k]
+        if flags[k] == TIME_NOT_INCREASING:
+            continue
+        value = od[k]
+        if math.isnan(value):
+            flags[k] = MISSING
+            continue
+        if not math.isfinite(value) or value < model[OD_MIN] or value > model[OD_MAX]:
+            flags[k] = INVALID
+            continue
+        od_measurement_factor(predicted_mean[k], value, model, observation, measurement_noise, measurement)
+        innovation_variance = measurement_noise[0, 0]
+        predicted = 0.0
+        for i in range(3):
+            for j in range(3):
+                innovation_variance += observation[0, i] * predicted_cov[k, i, j] * observation[0, j]
+            predicted += observation[0, i] * predicted_mean[k, i]
+        standardised = (measurement[0] - predicted) / math.sqrt(innovation_variance)
+        if abs(standardised) > model[GATE]:
+            rejected_run[run_length % rejected_run.shape[0]] = standardised
+            run_length += 1
+            if run_length < confirmations or not _consistent(rejected_run):
+                flags[k] = REJECTED
+                continue
+            # The level moved for real (an unannounced harvest or dilution): restart ℓ from this sample,
+            # ln((OD − b)/a) with the sample's own uncertainty, keep μ and b, and take the sample.
+            level = max(value - predicted_mean[k, BASELINE], 10.0 * model[SIGMA_ABS])
+            predicted_mean[k, LOG_BIOMASS] = math.log(level / model[A_SLOPE])
+            for i in range(3):
+                predicted_cov[k, LOG_BIOMASS, i] = 0.0
+                predicted_cov[k, i, LOG_BIOMASS] = 0.0
+            relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
+            predicted_cov[k, LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
+            od_measurement_factor(predicted_mean[k], value, model, observation, measurement_noise, measurement)
+            update(predicted_mean[k], predicted_cov[k], observation, measurement_noise, measurement, mean[k], cov[k])
+            flags[k] = LEVEL_JUMP
+            run_length = 0
+            continue
+        run_length = 0
+        weight = (model[DOF] + 1.0) / (model[DOF] + standardised * standardised)
+        weight = min(weight, 1.0)
+        measurement_noise[0, 0] /= weight
+        update(predicted_mean[k], predicted_cov[k], observation, measurement_noise, measurement, mean[k], cov[k])
+        flags[k] = DOWNWEIGHTED if weight < 0.5 else USED
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _filter_batch(times, od, dilution, model, mean, cov, predicted_mean, predicted_cov, transitions, flags):
+    for u in prange(times.shape[0]):
+        _filter_unit(times[u], od[u], dilution[u], model, mean[u], cov[u], predicted_mean[u], predicted_cov[u],
+                     transitions[u], flags[u])
+
+
+@dataclass(slots=True)
+class GrowthEstimates:
+    """Per unit and sample: state means and covariances, sample flags, and the chain's transitions."""
+
+    times_h: np.ndarray
+    mean: np.ndarray  # (units, steps, 3)
+    cov: np.ndarray  # (units, steps, 3, 3)
+    flags: np.ndarray  # (units, steps) codes of FLAG_NAMES
+    predicted_mean: np.ndarray
+    predicted_cov: np.ndarray
+    transitions: np.ndarray
+
+    @property
+    def growth_rate_per_h(self) -> np.ndarray:
+        return self.mean[..., GROWTH_RATE]
+
+    @property
+    def growth_rate_sd(self) -> np.ndarray:
+        return np.sqrt(self.cov[..., GROWTH_RATE, GROWTH_RATE])
+
+    @property
+    def biomass_g_per_l(self) -> np.ndarray:
+        """Median of the log-normal biomass, e^ℓ."""
+        return np.exp(self.mean[..., LOG_BIOMASS])
+
+    @property
+    def biomass_sd(self) -> np.ndarray:
+        """Delta-method sd of e^ℓ: e^ℓ σ_ℓ."""
+        return self.biomass_g_per_l * np.sqrt(self.cov[..., LOG_BIOMASS, LOG_BIOMASS])
+
+
+def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.ndarray | None = None,
+                  model: GrowthModel | None = None) -> GrowthEstimates:
+    """Causal estimates for a batch: times_h, od (units, steps) with NaN gaps; dilution_fraction (units, steps)
+    is the known fraction removed (and replaced by medium) just before each sample, 0 where none."""
+    model = model or GrowthModel()
+    times_h = np.atleast_2d(np.asarray(times_h, dtype=float))
+    od = np.atleast_2d(np.asarray(od, dtype=float))
+    if times_h.shape != od.shape:
+        raise ValueError(f"times_h {times_h.shape} and od {od.shape} must have the same (units, steps) shape")
+    if dilution_fraction is None:
+        dilution_fraction = np.zeros_like(od)
+    dilution_fraction = np.atleast_2d(np.asarray(dilution_fraction, dtype=float))
+    if dilution_fraction.shape != od.shape:
+        raise ValueError(f"dilution_fraction {dilution_fraction.shape} must match od {od.shape}")
+    if np.any((dilution_fraction < 0) | (dilution_fraction >= 1)):
+        raise ValueError("dilution_fraction must lie in [0, 1): the fraction of culture removed")
+    units, steps = od.shape
+    mean = np.empty((units, steps, 3))
+    cov = np.empty((units, steps, 3, 3))
+    predicted_mean = np.empty((units, steps, 3))
+    predicted_cov = np.empty((units, steps, 3, 3))
+    transitions = np.empty((units, steps, 3, 3))
+    flags = np.empty((units, steps), dtype=np.int64)
+    _filter_batch(times_h, od, dilution_fraction, model.as_array(), mean, cov, predicted_mean, predicted_cov,
+                  transitions, flags)
+    return GrowthEstimates(times_h, mean, cov, flags, predicted_mean, predicted_cov, transitions)

@@ -1,0 +1,119 @@
+import numpy as np
+import pytest
+from scipy.linalg import expm
+
+from algaflow.fusion.growth import (
+    FLAG_NAMES,
+    GROWTH_RATE,
+    INVALID,
+    LEVEL_JUMP,
+    MISSING,
+    REJECTED,
+    TIME_NOT_INCREASING,
+    GrowthModel,
+    filter_growth,
+    process_factor,
+)
+
+
+def _culture(rng, hours=48.0, every_min=1.0, harvest_at=25.0, fraction=0.7, spike_rate=0.0, noise=1.0):
+    """Exponential phases (μ 0.08 → 0.03 → −0.01 1/h), one harvest of known fraction, OD = X + noise."""
+    t = np.arange(0.0, hours, every_min / 60.0)
+    mu = np.where(t < 20, 0.08, np.where(t < 30, 0.03, -0.01))
+    log_x = np.log(0.1) + np.concatenate([[0.0], np.cumsum(mu[:-1] * np.diff(t))])
+    dilution = np.zeros_like(t)
+    k = int(np.searchsorted(t, harvest_at))
+    dilution[k] = fraction
+    log_x[k:] += np.log1p(-fraction)
+    x = np.exp(log_x)
+    od = x + noise * (rng.normal(0, 0.005, t.size) + 0.01 * x * rng.normal(size=t.size))
+    spikes = rng.random(t.size) < spike_rate
+    od[spikes] += rng.uniform(0.1, 0.5, spikes.sum())
+    return t, mu, od, dilution, spikes
+
+
+def test_process_noise_is_the_exact_discretisation_of_the_continuous_model():
+    """Van Loan (1978): Q = ∫₀^Δt e^{As} L Lᵀ e^{Aᵀs} ds from the block exponential."""
+    model = GrowthModel()
+    dt = 0.37
+    a = np.zeros((3, 3))
+    a[0, 1] = 1.0
+    diffusion = np.diag([model.log_biomass_diffusion, model.growth_rate_diffusion, model.baseline_diffusion])
+    block = np.zeros((6, 6))
+    block[:3, :3] = -a
+    block[:3, 3:] = diffusion
+    block[3:, 3:] = a.T
+    exponential = expm(block * dt)
+    transition_reference = exponential[3:, 3:].T
+    noise_reference = transition_reference @ exponential[:3, 3:]
+    transition, noise = np.empty((3, 3)), np.empty((3, 3))
+    shift = process_factor(dt, 0.7, model.as_array(), transition, noise)
+    np.testing.assert_allclose(transition, transition_reference, rtol=1e-12)
+    np.testing.assert_allclose(noise, noise_reference, rtol=1e-9, atol=1e-18)
+    assert shift == pytest.approx(np.log(0.3), rel=1e-12)
+
+
+def test_growth_rate_tracks_the_truth_with_honest_bands():
+    rng = np.random.default_rng(0)
+    t, mu, od, dilution, _ = _culture(rng)
+    estimates = filter_growth(t[None], od[None], dilution[None])
+    error = estimates.growth_rate_per_h[0] - mu
+    sd = estimates.growth_rate_sd[0]
+    settled = t > 2.0
+    assert np.sqrt(np.mean(error[settled] ** 2)) < 0.015
+    coverage = np.mean(np.abs(error[settled]) <= 1.96 * sd[settled])
+    assert 0.85 <= coverage <= 0.995
+
+
+def test_a_known_harvest_moves_biomass_in_one_step_and_leaves_the_growth_rate_alone():
+    rng = np.random.default_rng(1)
+    t, mu, od, dilution, _ = _culture(rng, harvest_at=25.0, noise=0.1)
+    estimates = filter_growth(t[None], od[None], dilution[None])
+    after = (t >= 25.0 + 0.25) & (t < 26.0)  # from 15 minutes after the harvest on
+    assert np.max(np.abs(estimates.growth_rate_per_h[0, after] - mu[after])) < 0.005
+    # The same harvest, not announced: after a few consistent rejections it is taken as a level jump.
+    unannounced = filter_growth(t[None], od[None])
+    jumps = np.flatnonzero(unannounced.flags[0] == LEVEL_JUMP)
+    assert jumps.size == 1 and 0 < t[jumps[0]] - 25.0 < 0.1
+    later = t > 27.0
+    assert unannounced.biomass_g_per_l[0, later] == pytest.approx(estimates.biomass_g_per_l[0, later], rel=0.06)
+    k = int(np.searchsorted(t, 25.0))
+    ratio = estimates.biomass_g_per_l[0, k + 1] / estimates.biomass_g_per_l[0, k - 1]
+    assert ratio == pytest.approx(0.3, rel=0.05)
+
+
+def test_bubble_spikes_are_flagged_and_do_not_drag_the_estimate():
+    rng = np.random.default_rng(2)
+    t, _, od, dilution, spikes = _culture(rng, spike_rate=0.02)
+    clean = filter_growth(t[None], np.where(spikes, np.nan, od)[None], dilution[None])
+    spiky = filter_growth(t[None], od[None], dilution[None])
+    flagged = np.isin(spiky.flags[0], [REJECTED]) | (spiky.flags[0] == 2)
+    assert flagged[spikes].mean() > 0.95
+    assert np.max(np.abs(spiky.growth_rate_per_h[0] - clean.growth_rate_per_h[0])[t > 2]) < 0.01
+
+
+def test_bad_samples_are_flagged_with_a_reason_and_never_corrupt_the_state():
+    rng = np.random.default_rng(3)
+    t, mu, od, dilution, _ = _culture(rng, hours=10.0, harvest_at=5.0)
+    od[100] = np.nan
+    od[200] = -3.0  # negative OD: outside the plausible range
+    od[300] = np.inf
+    t = t.copy()
+    t[400] = t[399] - 0.5  # backwards timestamp
+    t[500] = t[499]  # duplicate timestamp: dt = 0 is allowed, the sample is a second reading
+    estimates = filter_growth(t[None], od[None], dilution[None])
+    flags = estimates.flags[0]
+    assert flags[100] == MISSING and flags[200] == INVALID and flags[300] == INVALID
+    assert flags[400] == TIME_NOT_INCREASING
+    assert np.isfinite(estimates.mean).all() and np.isfinite(estimates.cov).all()
+    assert abs(estimates.mean[0, -1, GROWTH_RATE] - mu[-1]) < 3 * estimates.growth_rate_sd[0, -1]
+    assert set(FLAG_NAMES) >= {"missing", "invalid_value", "time_not_increasing"}
+
+
+def test_model_and_input_checks_name_the_problem():
+    with pytest.raises(ValueError, match="od_noise_sd"):
+        GrowthModel(od_noise_sd=0.0)
+    with pytest.raises(ValueError, match="dilution_fraction"):
+        filter_growth(np.arange(3.0)[None], np.ones((1, 3)), np.array([[0, 1.0, 0]]))
+    with pytest.raises(ValueError, match="same"):
+        filter_growth(np.arange(3.0)[None], np.ones((1, 4)))

@@ -110,6 +110,18 @@ def test_bad_samples_are_flagged_with_a_reason_and_never_corrupt_the_state():
     assert set(FLAG_NAMES) >= {"missing", "invalid_value", "time_not_increasing"}
 
 
+def test_a_harvest_announced_on_a_sample_with_a_bad_time_is_applied_at_the_next_good_one():
+    rng = np.random.default_rng(4)
+    t, _, od, dilution, _ = _culture(rng, hours=30.0, harvest_at=25.0, noise=0.1)
+    k = int(np.flatnonzero(dilution)[0])
+    t = t.copy()
+    t[k] = t[k - 1] - 1.0  # the harvest sample's clock jumped back
+    reference = filter_growth(np.delete(t, k)[None], np.delete(od, k)[None],
+                              np.delete(np.roll(dilution, 1), k)[None])  # fmt: skip
+    shifted = filter_growth(t[None], od[None], dilution[None])
+    np.testing.assert_allclose(np.delete(shifted.mean[0], k, axis=0), reference.mean[0], rtol=1e-12, atol=1e-12)
+
+
 def test_model_and_input_checks_name_the_problem():
     with pytest.raises(ValueError, match="od_noise_sd"):
         GrowthModel(od_noise_sd=0.0)

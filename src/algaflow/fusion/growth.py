@@ -153,6 +153,7 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
     confirmations = int(model[JUMP_CONFIRMATIONS])
     rejected_run = np.zeros(max(confirmations, 1))  # standardised innovations of the current run of rejections
     run_length = 0
+    pending_survival = 1.0  # dilutions announced on samples with a bad time, applied at the next good one
     for k in range(steps):
         previous_mean = prior_mean if k == 0 else mean[k - 1]
         previous_cov = prior_cov if k == 0 else cov[k - 1]
@@ -164,7 +165,12 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
         else:
             flags[k] = -1
             last_time = times[k]
-        shift = process_factor(dt, dilution[k] if flags[k] != TIME_NOT_INCREASING else 0.0, model, transition, noise)
+        pending_survival *= 1.0 - dilution[k]
+        removed = 0.0
+        if flags[k] != TIME_NOT_INCREASING:
+            removed = 1.0 - pending_survival
+            pending_survival = 1.0
+        shift = process_factor(dt, removed, model, transition, noise)
         predict(previous_mean, previous_cov, transition, noise, predicted_mean[k], predicted_cov[k])
         predicted_mean[k, LOG_BIOMASS] += shift
         transitions[k] = transition
@@ -224,7 +230,10 @@ def _filter_batch(times, od, dilution, model, mean, cov, predicted_mean, predict
 
 @dataclass(slots=True)
 class GrowthEstimates:
-    """Per unit and sample: state means and covariances, sample flags, and the chain's transitions."""
+    """Per unit and sample: state means and covariances, sample flags, and the chain's transitions.
+
+    predicted_* hold each step's prior (after any known dilution shift); at a level jump, the restarted one.
+    """
 
     times_h: np.ndarray
     mean: np.ndarray  # (units, steps, 3)

@@ -93,26 +93,39 @@ def _cholesky_solve(factor: np.ndarray, b: np.ndarray) -> None:
 
 
 @njit(cache=True, error_model="numpy")
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """out = a b."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[1]):
+            value = 0.0
+            for k in range(a.shape[1]):
+                value += a[i, k] * b[k, j]
+            out[i, j] = value
+
+
+@njit(cache=True, error_model="numpy")
+def _product_transposed(a: np.ndarray, b: np.ndarray, addend: np.ndarray, out: np.ndarray) -> None:
+    """out = addend + a bᵀ."""
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
+            value = addend[i, j]
+            for k in range(a.shape[1]):
+                value += a[i, k] * b[j, k]
+            out[i, j] = value
+
+
+@njit(cache=True, error_model="numpy")
 def predict(mean, cov, transition, process_noise, out_mean, out_cov) -> None:
     """Process factor: m⁻ = F m, P⁻ = F P Fᵀ + Q (one unit)."""
     n = mean.shape[0]
-    fp = np.empty((n, n))
     for i in range(n):
         value = 0.0
         for k in range(n):
             value += transition[i, k] * mean[k]
         out_mean[i] = value
-        for j in range(n):
-            value = 0.0
-            for k in range(n):
-                value += transition[i, k] * cov[k, j]
-            fp[i, j] = value
-    for i in range(n):
-        for j in range(n):
-            value = process_noise[i, j]
-            for k in range(n):
-                value += fp[i, k] * transition[j, k]
-            out_cov[i, j] = value
+    fp = np.empty((n, n))
+    _product(transition, cov, fp)
+    _product_transposed(fp, transition, process_noise, out_cov)
 
 
 @njit(cache=True, error_model="numpy")
@@ -193,12 +206,7 @@ def update(mean, cov, observation, observation_noise, measurement, out_mean, out
                 value -= gain_t[b, i] * observation[index[b], j]
             a_matrix[i, j] = value
     ap = np.empty((n, n))
-    for i in range(n):
-        for j in range(n):
-            value = 0.0
-            for k in range(n):
-                value += a_matrix[i, k] * cov[k, j]
-            ap[i, j] = value
+    _product(a_matrix, cov, ap)
     kr = np.empty((n, rows))
     for i in range(n):
         for b in range(rows):
@@ -251,26 +259,18 @@ def _inverse_spd(a: np.ndarray) -> np.ndarray:
 def _backward(mean, cov, predicted_mean, predicted_cov, transition, smooth_mean, smooth_cov, gain):
     units, steps, n = mean.shape
     for u in prange(units):
+        zero = np.zeros((n, n))
+        pf = np.empty((n, n))  # P_k F_{k+1}ᵀ
+        g = np.empty((n, n))
+        gd = np.empty((n, n))
         smooth_mean[u, steps - 1] = mean[u, steps - 1]
         smooth_cov[u, steps - 1] = cov[u, steps - 1]
         gain[u, steps - 1] = 0.0
         for k in range(steps - 2, -1, -1):
             f = transition[u, k + 1]
             inverse = _inverse_spd(predicted_cov[u, k + 1])
-            pf = np.empty((n, n))  # P_k F_{k+1}ᵀ
-            for i in range(n):
-                for j in range(n):
-                    value = 0.0
-                    for q in range(n):
-                        value += cov[u, k, i, q] * f[j, q]
-                    pf[i, j] = value
-            g = np.empty((n, n))
-            for i in range(n):
-                for j in range(n):
-                    value = 0.0
-                    for q in range(n):
-                        value += pf[i, q] * inverse[q, j]
-                    g[i, j] = value
+            _product_transposed(cov[u, k], f, zero, pf)
+            _product(pf, inverse, g)
             gain[u, k] = g
             for i in range(n):
                 value = mean[u, k, i]
@@ -278,19 +278,8 @@ def _backward(mean, cov, predicted_mean, predicted_cov, transition, smooth_mean,
                     value += g[i, q] * (smooth_mean[u, k + 1, q] - predicted_mean[u, k + 1, q])
                 smooth_mean[u, k, i] = value
             difference = smooth_cov[u, k + 1] - predicted_cov[u, k + 1]
-            gd = np.empty((n, n))
-            for i in range(n):
-                for j in range(n):
-                    value = 0.0
-                    for q in range(n):
-                        value += g[i, q] * difference[q, j]
-                    gd[i, j] = value
-            for i in range(n):
-                for j in range(n):
-                    value = cov[u, k, i, j]
-                    for q in range(n):
-                        value += gd[i, q] * g[j, q]
-                    smooth_cov[u, k, i, j] = value
+            _product(g, difference, gd)
+            _product_transposed(gd, g, cov[u, k], smooth_cov[u, k])
 
 
 def _batched(array: np.ndarray, units: int, steps: int, tail: int, name: str) -> np.ndarray:

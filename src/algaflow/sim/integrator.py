@@ -319,6 +319,21 @@ def _apply_event(kind, value, z, p, control):
 
 
 @njit(cache=True, error_model="numpy")
+def _illinois(theta, g, lo, hi, g_lo, g_hi, side):
+    """One Illinois regula-falsi bracket update with g(θ); the bracket keeps g(lo) < 0 ≤ g(hi).
+
+    Halving the stale end's g when the same end moves twice keeps the convergence superlinear.
+    """
+    if g >= 0.0:
+        if side == 1:
+            g_lo *= 0.5
+        return lo, theta, g_lo, g, 1
+    if side == -1:
+        g_hi *= 0.5
+    return theta, hi, g, g_hi, -1
+
+
+@njit(cache=True, error_model="numpy")
 def _log(log, count, t, kind, value, by_state):
     if count >= log.shape[0]:
         return count
@@ -436,16 +451,7 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                         mid = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)
                         _hermite(z, f0, z1, f1, h, mid, probe)
                         _event_values(probe, p, control, g_probe, memo, 0)
-                        if g_probe[e] >= 0.0:
-                            hi, g_hi = mid, g_probe[e]
-                            if side == 1:
-                                g_lo *= 0.5
-                            side = 1
-                        else:
-                            lo, g_lo = mid, g_probe[e]
-                            if side == -1:
-                                g_hi *= 0.5
-                            side = -1
+                        lo, hi, g_lo, g_hi, side = _illinois(mid, g_probe[e], lo, hi, g_lo, g_hi, side)
                         if (hi - lo) * h < 1e-9:
                             break
                     if fired < 0 or hi < theta_event:
@@ -464,18 +470,10 @@ def integrate_reactor(y0, p, control, event_times, event_kinds, event_values, n_
                                 rtol, work, pivots, stages, z_stage, f_stage, memo_stage, z_event)
                     _event_values(z_event, p, control, g_probe, memo, 0)
                     if g_probe[fired] >= 0.0:
-                        hi, g_hi = theta, g_probe[fired]
                         for i in range(n):
                             z1[i] = z_event[i]
                         h_used = theta * h
-                        if side == 1:
-                            g_lo *= 0.5
-                        side = 1
-                    else:
-                        lo, g_lo = theta, g_probe[fired]
-                        if side == -1:
-                            g_hi *= 0.5
-                        side = -1
+                    lo, hi, g_lo, g_hi, side = _illinois(theta, g_probe[fired], lo, hi, g_lo, g_hi, side)
                     if (hi - lo) * h < EVENT_TIME_TOLERANCE_H:
                         break
                     theta = (lo * g_hi - hi * g_lo) / (g_hi - g_lo)

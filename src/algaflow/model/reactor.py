@@ -161,6 +161,13 @@ def compartment_rates(
 
 
 @njit(cache=True, error_model="numpy")
+def loop_exchange_rates(p: np.ndarray) -> tuple:
+    """(Q/V_tank, Q/V_lit), 1/h: the fraction of each compartment's volume the loop pump exchanges per hour."""
+    flow_l_per_h = p[WATER_FLOW] * 60.0
+    return flow_l_per_h / p[V_TANK], flow_l_per_h / p[V_LIT]
+
+
+@njit(cache=True, error_model="numpy")
 def reactor_rhs(
     y: np.ndarray, p: np.ndarray, par_in: float, ambient_c: float, dydt: np.ndarray, memo: np.ndarray, reuse: int
 ) -> None:
@@ -177,13 +184,13 @@ def reactor_rhs(
     kla_o2_tank, kla_co2_tank = tank_transfer_coefficients(p, constants[0], temperature)
     kla_o2 = (kla_o2_tank, p[KLA_LIT])
     kla_co2 = (kla_co2_tank, KLA_CO2_OVER_O2 * p[KLA_LIT])
-    flow_l_per_h = p[WATER_FLOW] * 60.0
     volumes = (p[V_TANK], p[V_LIT])
+    exchanges = loop_exchange_rates(p)
     carbon_per_biomass = p[CARBON_FRACTION] * 1e3 / CARBON_MOLAR_MASS_G  # mmol C per g biomass
     produced = 0.0
     for j in range(2):
         k = 1 - j
-        exchange = flow_l_per_h / volumes[j]
+        exchange = exchanges[j]
         biomass = y[X_TANK + j]
         growth = rates[j, NET] * biomass  # g/L/h
         uptake = p[YIELD_NITRATE] * rates[j, GROSS] * biomass  # mg nitrate/L/h
@@ -253,13 +260,13 @@ def reactor_jacobian(
 
     Temperature gets a column of its own; nothing depends on the produced biomass (zero column), and
     dP/dt = V_t dX_t/dt + V_l dX_l/dt (the exchange cancels), so its row is V_t J[X_t,:] + V_l J[X_l,:].
-    7 evaluations instead of 12, most of them reusing the light average and [H⁺] of f0.
+    6 evaluations instead of 12, most of them reusing the light average and [H⁺] of f0.
     """
     n = N_STATE
     probe = np.empty(n)
     f = np.empty(n)
     memo_probe = np.empty(N_MEMO)
-    exchange = (p[WATER_FLOW] * 60.0 / p[V_TANK], p[WATER_FLOW] * 60.0 / p[V_LIT])
+    exchange = loop_exchange_rates(p)
     for group in range(_PAIRED_TANK.shape[0]):
         tank = _PAIRED_TANK[group]
         lit = tank + 1

@@ -1,18 +1,20 @@
 """Biomass and specific growth rate from optical density: a robust extended Kalman filter on a factor chain.
 
-State per unit: z = (ℓ, μ, b) with ℓ = ln X (X biomass in g/L), μ the net specific growth rate (1/h) and
-b the OD baseline offset (fouling, bubbles settling, blank drift; OD units).
+State per unit: z = (ℓ, μ, b, d) with ℓ = ln X (X biomass in g/L), μ the net specific growth rate (1/h),
+b the OD baseline offset (blank error, fouling; OD units) and d its drift rate (OD/h): a probe drifts
+steadily (biofilm on the optics), so the baseline is an integrated random walk, not a free one.
 
 Process factor over Δt (h), exact for dℓ = μ dt, dμ = σ_μ dW, db = σ_b dW, plus a small σ_ℓ for what
 the exponential law misses; a harvest or dilution of known fraction f between two samples moves ℓ by
 ln(1 − f) in one step (a known input, not noise, so it is never smeared into μ):
 
-    ℓ_k = ℓ_{k−1} + μ_{k−1} Δt + ln(1 − f_k),   μ_k = μ_{k−1},   b_k = b_{k−1}          (means)
-    Q = σ_μ² [[Δt³/3, Δt²/2, 0], [Δt²/2, Δt, 0], [0, 0, 0]] + diag(σ_ℓ² Δt, 0, σ_b² Δt)
+    ℓ_k = ℓ_{k−1} + μ_{k−1} Δt + ln(1 − f_k),   μ_k = μ_{k−1},   b_k = b_{k−1} + d_{k−1} Δt,   d_k = d_{k−1}
+    Q = blocks (ℓ, μ): σ_μ² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_ℓ² Δt, 0)
+               (b, d): σ_d² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_b² Δt, 0)
 
 Measurement factor (the calibration OD = a X + b, with noise sd √(σ_abs² + (σ_rel OD)²)):
 
-    OD_k = a e^{ℓ_k} + b_k + v,   linearised at the prediction: H = [a e^{ℓ⁻}, 0, 1]
+    OD_k = a e^{ℓ_k} + b_k + v,   linearised at the prediction: H = [a e^{ℓ⁻}, 0, 1, 0]
 
 made robust as a Student-t factor with ν degrees of freedom (one reweighting of R by
 w = (ν + 1)/(ν + r²), r the standardised innovation), and gated: r beyond ``gate_sigma`` drops the
@@ -31,9 +33,9 @@ from numba import njit, prange
 
 from algaflow.fusion.gaussian import predict, update
 
-STATE_NAMES = ("log_biomass", "growth_rate_per_h", "od_baseline")
-LOG_BIOMASS, GROWTH_RATE, BASELINE = range(3)
-N_GROWTH_STATE = 3
+STATE_NAMES = ("log_biomass", "growth_rate_per_h", "od_baseline", "od_drift_per_h")
+LOG_BIOMASS, GROWTH_RATE, BASELINE, DRIFT = range(4)
+N_GROWTH_STATE = 4
 
 FLAG_NAMES = ("used", "missing", "downweighted", "rejected_outlier", "invalid_value", "time_not_increasing",
               "level_jump")
@@ -50,8 +52,10 @@ class GrowthModel:
     growth_rate_diffusion: float = 2e-4  # σ_μ², (1/h)² per h
     log_biomass_diffusion: float = 1e-5  # σ_ℓ², per h
     baseline_diffusion: float = 1e-6  # σ_b², OD² per h
+    drift_diffusion: float = 1e-10  # σ_d², (OD/h)² per h
     initial_growth_rate_sd: float = 0.1  # 1/h
     initial_baseline_sd: float = 0.02  # OD
+    initial_drift_sd: float = 4e-4  # OD/h (0.01 OD per day)
     student_t_dof: float = 4.0
     gate_sigma: float = 8.0
     od_plausible_min: float = -0.05
@@ -63,7 +67,8 @@ class GrowthModel:
                      "student_t_dof", "gate_sigma"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ValueError(f"GrowthModel.{name} must be > 0 (got {getattr(self, name)})")
-        for name in ("od_relative_noise", "log_biomass_diffusion", "baseline_diffusion", "initial_baseline_sd"):
+        for name in ("od_relative_noise", "log_biomass_diffusion", "baseline_diffusion", "initial_baseline_sd",
+                     "drift_diffusion", "initial_drift_sd"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"GrowthModel.{name} must be ≥ 0 (got {getattr(self, name)})")
 
@@ -71,11 +76,12 @@ class GrowthModel:
         return np.array([self.od_per_g_per_l, self.od_noise_sd, self.od_relative_noise, self.growth_rate_diffusion,
                          self.log_biomass_diffusion, self.baseline_diffusion, self.initial_growth_rate_sd,
                          self.initial_baseline_sd, self.student_t_dof, self.gate_sigma, self.od_plausible_min,
-                         self.od_plausible_max, self.jump_confirmations])  # fmt: skip
+                         self.od_plausible_max, self.jump_confirmations, self.drift_diffusion,
+                         self.initial_drift_sd])  # fmt: skip
 
 
 (A_SLOPE, SIGMA_ABS, SIGMA_REL, Q_MU, Q_LOG, Q_BASE, MU0_SD, BASE0_SD, DOF, GATE, OD_MIN, OD_MAX,
- JUMP_CONFIRMATIONS) = range(13)
+ JUMP_CONFIRMATIONS, Q_DRIFT, DRIFT0_SD) = range(15)
 
 
 @njit(cache=True, error_model="numpy")
@@ -86,20 +92,25 @@ def process_factor(dt: float, dilution_fraction: float, model: np.ndarray, trans
     for i in range(N_GROWTH_STATE):
         transition[i, i] = 1.0
     transition[LOG_BIOMASS, GROWTH_RATE] = dt
+    transition[BASELINE, DRIFT] = dt
     q = model[Q_MU]
     noise[:, :] = 0.0
     noise[LOG_BIOMASS, LOG_BIOMASS] = q * dt**3 / 3.0 + model[Q_LOG] * dt
     noise[LOG_BIOMASS, GROWTH_RATE] = q * dt**2 / 2.0
     noise[GROWTH_RATE, LOG_BIOMASS] = q * dt**2 / 2.0
     noise[GROWTH_RATE, GROWTH_RATE] = q * dt
-    noise[BASELINE, BASELINE] = model[Q_BASE] * dt
+    q = model[Q_DRIFT]
+    noise[BASELINE, BASELINE] = q * dt**3 / 3.0 + model[Q_BASE] * dt
+    noise[BASELINE, DRIFT] = q * dt**2 / 2.0
+    noise[DRIFT, BASELINE] = q * dt**2 / 2.0
+    noise[DRIFT, DRIFT] = q * dt
     return math.log1p(-dilution_fraction) if dilution_fraction > 0.0 else 0.0
 
 
 @njit(cache=True, error_model="numpy")
 def od_measurement_factor(mean: np.ndarray, od: float, model: np.ndarray, observation: np.ndarray,
                           noise: np.ndarray, measurement: np.ndarray) -> float:
-    """Linearise OD = a e^ℓ + b at ``mean``: fills H (1×3), R (1×1) and the equivalent linear measurement.
+    """Linearise OD = a e^ℓ + b at ``mean``: fills H (1×4), R (1×1) and the equivalent linear measurement.
 
     y_lin = OD − h(m) + H m, so that the linear update with (H, R, y_lin) is the EKF update. Returns the
     predicted OD h(m).
@@ -109,6 +120,7 @@ def od_measurement_factor(mean: np.ndarray, od: float, model: np.ndarray, observ
     observation[0, LOG_BIOMASS] = model[A_SLOPE] * biomass
     observation[0, GROWTH_RATE] = 0.0
     observation[0, BASELINE] = 1.0
+    observation[0, DRIFT] = 0.0
     level = max(abs(predicted), abs(od))
     noise[0, 0] = model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2
     linear = 0.0
@@ -130,9 +142,10 @@ def _consistent(innovations: np.ndarray) -> bool:
 @njit(cache=True, error_model="numpy")
 def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicted_cov, transitions, flags):
     steps = times.shape[0]
-    transition = np.empty((3, 3))
-    noise = np.empty((3, 3))
-    observation = np.empty((1, 3))
+    n = N_GROWTH_STATE
+    transition = np.empty((n, n))
+    noise = np.empty((n, n))
+    observation = np.empty((1, n))
     measurement_noise = np.empty((1, 1))
     measurement = np.empty(1)
     # Prior from the first valid sample: ℓ from OD (baseline 0), μ 0, wide.
@@ -142,13 +155,15 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
         if math.isfinite(value) and model[OD_MIN] <= value <= model[OD_MAX] and math.isfinite(times[k]):
             first_od = value
             break
-    level = max(first_od if math.isfinite(first_od) else 0.1, 10.0 * model[SIGMA_ABS])
-    prior_mean = np.array([math.log(level / model[A_SLOPE]), 0.0, 0.0])
+    level = max(first_od if math.isfinite(first_od) else 0.1, 2.0 * model[SIGMA_ABS])
+    prior_mean = np.zeros(n)
+    prior_mean[LOG_BIOMASS] = math.log(level / model[A_SLOPE])
     relative_sd = math.sqrt(model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2) / level
-    prior_cov = np.zeros((3, 3))
+    prior_cov = np.zeros((n, n))
     prior_cov[LOG_BIOMASS, LOG_BIOMASS] = (2.0 * relative_sd) ** 2 + (model[BASE0_SD] / level) ** 2
     prior_cov[GROWTH_RATE, GROWTH_RATE] = model[MU0_SD] ** 2
     prior_cov[BASELINE, BASELINE] = model[BASE0_SD] ** 2
+    prior_cov[DRIFT, DRIFT] = model[DRIFT0_SD] ** 2
     last_time = times[0] if math.isfinite(times[0]) else 0.0
     confirmations = int(model[JUMP_CONFIRMATIONS])
     rejected_run = np.zeros(max(confirmations, 1))  # standardised innovations of the current run of rejections
@@ -188,8 +203,8 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
         od_measurement_factor(predicted_mean[k], value, model, observation, measurement_noise, measurement)
         innovation_variance = measurement_noise[0, 0]
         predicted = 0.0
-        for i in range(3):
-            for j in range(3):
+        for i in range(n):
+            for j in range(n):
                 innovation_variance += observation[0, i] * predicted_cov[k, i, j] * observation[0, j]
             predicted += observation[0, i] * predicted_mean[k, i]
         standardised = (measurement[0] - predicted) / math.sqrt(innovation_variance)
@@ -203,7 +218,7 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
             # ln((OD − b)/a) with the sample's own uncertainty, keep μ and b, and take the sample.
             level = max(value - predicted_mean[k, BASELINE], 10.0 * model[SIGMA_ABS])
             predicted_mean[k, LOG_BIOMASS] = math.log(level / model[A_SLOPE])
-            for i in range(3):
+            for i in range(n):
                 predicted_cov[k, LOG_BIOMASS, i] = 0.0
                 predicted_cov[k, i, LOG_BIOMASS] = 0.0
             relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
@@ -236,8 +251,8 @@ class GrowthEstimates:
     """
 
     times_h: np.ndarray
-    mean: np.ndarray  # (units, steps, 3)
-    cov: np.ndarray  # (units, steps, 3, 3)
+    mean: np.ndarray  # (units, steps, N_GROWTH_STATE)
+    cov: np.ndarray  # (units, steps, N_GROWTH_STATE, N_GROWTH_STATE)
     flags: np.ndarray  # (units, steps) codes of FLAG_NAMES
     predicted_mean: np.ndarray
     predicted_cov: np.ndarray
@@ -279,11 +294,12 @@ def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.nda
     if np.any((dilution_fraction < 0) | (dilution_fraction >= 1)):
         raise ValueError("dilution_fraction must lie in [0, 1): the fraction of culture removed")
     units, steps = od.shape
-    mean = np.empty((units, steps, 3))
-    cov = np.empty((units, steps, 3, 3))
-    predicted_mean = np.empty((units, steps, 3))
-    predicted_cov = np.empty((units, steps, 3, 3))
-    transitions = np.empty((units, steps, 3, 3))
+    n = N_GROWTH_STATE
+    mean = np.empty((units, steps, n))
+    cov = np.empty((units, steps, n, n))
+    predicted_mean = np.empty((units, steps, n))
+    predicted_cov = np.empty((units, steps, n, n))
+    transitions = np.empty((units, steps, n, n))
     flags = np.empty((units, steps), dtype=np.int64)
     _filter_batch(times_h, od, dilution_fraction, model.as_array(), mean, cov, predicted_mean, predicted_cov,
                   transitions, flags)

@@ -125,6 +125,8 @@ class SensorsSection(_Section):
     period_s: dict[str, PositiveFloat] = Field(default_factory=dict)
     dropout_probability: Fraction = 0.002
     spike_probability: Fraction = 0.001
+    noise_student_t_dof: Annotated[float, Field(gt=2)] | None = Field(
+        None, description="heavy-tailed noise: Student-t with this many degrees of freedom, scaled to noise_sd")
     drift_per_day: dict[str, float] = Field(default_factory=dict)
     dry_weight_every_h: PositiveFloat = 24.0
     dry_weight_entry_delay_h: NonNegativeFloat = 4.0

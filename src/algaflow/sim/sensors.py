@@ -2,7 +2,8 @@
 
     reading = Q( clip( truth(t) + bias + drift·(t − t0) + ε + spike ) ),  ε ~ N(0, σ²)  (σ relative for counts)
 
-with Q quantisation to the instrument's resolution and clip to its range (saturation). Samples go
+(or a heavy-tailed Student-t ε of the same variance, ``noise_student_t_dof``), with Q quantisation to
+the instrument's resolution and clip to its range (saturation). Samples go
 missing at random (dropouts), and scenario faults switch on in a window: extra ``bias``, ``drift`` per
 day, ``stuck`` (frozen at the value when the fault began), ``dropout`` (probability), ``spikes``
 (probability of bubble spikes), ``offline`` (no readings). Each sensor samples at its own period with a
@@ -103,7 +104,7 @@ def read_sensor(
     truth_values = true_value(name, truth, strain)
     values = _interpolate(times, truth.times_h, truth_values, name in _STEP_LIKE)
     sd = spec.noise_sd * (np.abs(values) if spec.relative_noise else 1.0)
-    reading = values + sd * rng.standard_normal(times.size)
+    reading = values + sd * _unit_noise(rng, times.size, cfg.noise_student_t_dof)
     # Calibration offset of this unit's probe (a fraction of the noise) and slow drift.
     if spec.noise_sd > 0 and not spec.relative_noise and name not in _STEP_LIKE:
         reading += 0.5 * spec.noise_sd * rng.standard_normal()
@@ -120,6 +121,13 @@ def read_sensor(
     if spec.resolution > 0:
         reading = np.round(reading / spec.resolution) * spec.resolution
     return times[keep], reading[keep]
+
+
+def _unit_noise(rng: np.random.Generator, size: int, dof: float | None) -> np.ndarray:
+    """Zero-mean, unit-variance noise: Gaussian, or Student-t(ν) scaled by √((ν − 2)/ν) (heavy tails)."""
+    if dof is None:
+        return rng.standard_normal(size)
+    return rng.standard_t(dof, size) * np.sqrt((dof - 2.0) / dof)
 
 
 def _apply_fault(fault: FaultSpec, times: np.ndarray, reading: np.ndarray, noise_sd: float,

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+# Fast-math flags that keep NaN and infinity semantics (missing samples are NaN and must stay detectable):
+# contraction into FMA, reassociation, reciprocal approximations, no signed zeros, approximate functions.
+FAST_FINITE_SAFE = {"contract", "reassoc", "arcp", "nsz", "afn"}
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -118,14 +121,56 @@ def _product_transposed(a: np.ndarray, b: np.ndarray, addend: np.ndarray, out: n
 def predict(mean, cov, transition, process_noise, out_mean, out_cov) -> None:
     """Process factor: m⁻ = F m, P⁻ = F P Fᵀ + Q (one unit)."""
     n = mean.shape[0]
+    predict_into(mean, cov, transition, process_noise, out_mean, out_cov, np.empty((n, n)))
+
+
+@njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
+def update_scalar(mean, cov, observation_row, noise_variance, measurement, out_mean, out_cov, work) -> float:
+    """One scalar measurement factor y = hᵀz + v, v ~ N(0, r), without allocation (``work``: n scratch).
+
+    v = P h, s = hᵀ v + r, m' = m + v (y − hᵀm)/s, P' = P − v vᵀ/s (built symmetric; for a scalar
+    factor with the optimal gain this equals the Joseph form exactly). Returns the log-likelihood term,
+    or NaN, with the belief unchanged, if s ≤ 0. out_* may be the inputs themselves.
+    """
+    n = mean.shape[0]
+    predicted = 0.0
+    for i in range(n):
+        value = 0.0
+        for k in range(n):
+            value += cov[i, k] * observation_row[k]
+        work[i] = value
+        predicted += observation_row[i] * mean[i]
+    variance = noise_variance
+    for i in range(n):
+        variance += observation_row[i] * work[i]
+    if not variance > 0.0:
+        if out_mean is not mean:
+            out_mean[:] = mean
+            out_cov[:, :] = cov
+        return math.nan
+    innovation = measurement - predicted
+    scaled = innovation / variance
+    for i in range(n):
+        out_mean[i] = mean[i] + work[i] * scaled
+    for i in range(n):
+        for j in range(i, n):
+            value = cov[i, j] - work[i] * work[j] / variance
+            out_cov[i, j] = value
+            out_cov[j, i] = value
+    return -0.5 * (innovation * scaled + math.log(variance) + LOG_2PI)
+
+
+@njit(cache=True, error_model="numpy")
+def predict_into(mean, cov, transition, process_noise, out_mean, out_cov, scratch) -> None:
+    """:func:`predict` with a caller's n×n ``scratch`` (no allocation in hot loops)."""
+    n = mean.shape[0]
     for i in range(n):
         value = 0.0
         for k in range(n):
             value += transition[i, k] * mean[k]
         out_mean[i] = value
-    fp = np.empty((n, n))
-    _product(transition, cov, fp)
-    _product_transposed(fp, transition, process_noise, out_cov)
+    _product(transition, cov, scratch)
+    _product_transposed(scratch, transition, process_noise, out_cov)
 
 
 @njit(cache=True, error_model="numpy")
@@ -256,7 +301,9 @@ def _inverse_spd(a: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _backward(mean, cov, predicted_mean, predicted_cov, transition, smooth_mean, smooth_cov, gain):
+def backward_pass(mean, cov, predicted_mean, predicted_cov, transition, smooth_mean, smooth_cov, gain):
+    """RTS: G_k = P_k F_{k+1}ᵀ (P⁻_{k+1})⁻¹, m^s_k = m_k + G_k (m^s_{k+1} − m⁻_{k+1}),
+    P^s_k = P_k + G_k (P^s_{k+1} − P⁻_{k+1}) G_kᵀ, for every unit (batch) from the last step back."""
     units, steps, n = mean.shape
     for u in prange(units):
         zero = np.zeros((n, n))
@@ -336,6 +383,6 @@ def rts_smoother(filtered: FilterResult, transition: np.ndarray) -> SmootherResu
     smooth_mean = np.empty_like(filtered.mean)
     smooth_cov = np.empty_like(filtered.cov)
     gain = np.empty_like(filtered.cov)
-    _backward(filtered.mean, filtered.cov, filtered.predicted_mean, filtered.predicted_cov, transition,
-              smooth_mean, smooth_cov, gain)
+    backward_pass(filtered.mean, filtered.cov, filtered.predicted_mean, filtered.predicted_cov, transition,
+                  smooth_mean, smooth_cov, gain)
     return SmootherResult(smooth_mean, smooth_cov, gain)

@@ -72,6 +72,34 @@ def simulate(
 
 
 @app.command()
+def fuse(
+    telemetry: Path = typer.Argument(..., help="long-format telemetry (unit_id, time, sensor, value), CSV or Parquet"),
+    out: Path = typer.Option(..., "--out", help="estimates file, .csv or .parquet"),
+    events: Path | None = typer.Option(None, "--events", help="events file; harvests with a known fraction"),
+    strain: str = typer.Option("chlorella_vulgaris", help="strain name: calibration slopes and carbon fraction"),
+    smooth: bool = typer.Option(False, "--smooth", help="offline: smoothed (forward–backward) estimates"),
+    volume_l: float = typer.Option(80.0, min=0.001, help="culture volume (L), for CO2 captured"),
+) -> None:
+    """Fuse sensors into biomass, growth rate, CO2 captured and harvest readiness, with uncertainty."""
+    from algaflow.cli.fuse import fuse_file
+
+    try:
+        with console.status("fusing") as status:
+            result = fuse_file(telemetry, out, events, strain, smooth, volume_l,
+                               progress=lambda unit: status.update(f"fused {unit}"))  # fmt: skip
+    except (ValueError, KeyError) as error:
+        _fail(str(error))
+        return
+    last = result.groupby("unit_id").tail(1)
+    flagged = (result["sample_flag"] != "used").sum()
+    console.print(f"wrote {out}: {len(result):,} estimates for {last.shape[0]} unit(s); {flagged:,} samples flagged")
+    for row in last.itertuples():
+        console.print(f"  {row.unit_id}: X {row.biomass_g_per_l:.3f} ± {row.biomass_sd:.3f} g/L, "
+                      f"μ {row.growth_rate_per_h * 24:.2f} ± {row.growth_rate_sd * 24:.2f} 1/d, "
+                      f"CO2 {row.co2_captured_g:.0f} ± {row.co2_captured_sd:.0f} g, harvest ready: {row.harvest_ready}")
+
+
+@app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="folder for the report")) -> None:
     """30-day simulation of a small fleet of every shipped strain; prints tables, saves figures."""
     from algaflow.cli.demo import run_demo

@@ -1,0 +1,95 @@
+"""``algaflow fuse``: telemetry (and events) in, estimates out (DESIGN.md §5), unit by unit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algaflow.catalog import SENSORS, load_strain
+from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready
+from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit
+
+TELEMETRY_COLUMNS = ("unit_id", "time", "sensor", "value")
+EVENT_COLUMNS = ("unit_id", "time", "kind", "params")
+
+
+def read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    """CSV or Parquet by suffix, with the contract's columns checked and times parsed as UTC."""
+    if not path.exists():
+        raise ValueError(f"{what} file {path} does not exist")
+    if path.suffix == ".parquet":
+        table = pd.read_parquet(path)
+    elif path.suffix == ".csv":
+        table = pd.read_csv(path)
+    else:
+        raise ValueError(f"{what} file {path}: use .csv or .parquet")
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} file {path} lacks column(s) {', '.join(missing)}; expected {', '.join(columns)}")
+    table["unit_id"] = table["unit_id"].astype(str)
+    table["time"] = pd.to_datetime(table["time"], utc=True, errors="coerce", format="mixed")
+    return table
+
+
+def _harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> list[tuple[float, float]]:
+    if events is None:
+        return []
+    rows = events[(events["unit_id"] == unit) & events["kind"].isin(["harvest", "dilution"])]
+    harvests = []
+    for time, params in zip(rows["time"], rows["params"], strict=True):
+        fraction = json.loads(params).get("fraction") if isinstance(params, str) else None
+        if fraction is not None and 0 < float(fraction) < 1 and pd.notna(time):
+            harvests.append(((time - origin).total_seconds() / 3600.0, float(fraction)))
+    return harvests
+
+
+def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
+              smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
+              progress: Callable[[str], None] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Fuse every unit of a telemetry file and write the estimates (CSV or Parquet by ``out``'s suffix)."""
+    if out.suffix not in (".csv", ".parquet"):
+        raise ValueError(f"estimates file {out}: use .csv or .parquet")
+    strain = load_strain(strain_name)
+    policy = policy or HarvestPolicy()
+    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
+    unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
+    if unknown:
+        raise ValueError(f"telemetry names unknown sensor(s) {', '.join(unknown)}; "
+                         f"the catalog has {', '.join(SENSORS)}")
+    events = read_table(events_path, EVENT_COLUMNS, "events") if events_path is not None else None
+    biomass = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS)]
+    frames = []
+    for unit, rows in biomass.groupby("unit_id", sort=True):
+        rows = rows.sort_values("time", kind="stable")
+        origin = rows["time"].dropna().min()
+        readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
+        times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
+        estimates = estimate_unit(times_h, {s: readings[s].to_numpy() for s in readings.columns},
+                                  _harvests(events, unit, origin), strain, volume_l, smooth)  # fmt: skip
+        probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
+                                                 policy.growth_threshold_per_h)  # fmt: skip
+        ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]
+        index = np.searchsorted(times_h, estimates.times_h)
+        frames.append(pd.DataFrame({
+            "unit_id": unit, "time": readings.index[index],
+            "biomass_g_per_l": estimates.biomass_g_per_l, "biomass_sd": estimates.biomass_sd,
+            "growth_rate_per_h": estimates.growth_rate_per_h, "growth_rate_sd": estimates.growth_rate_sd,
+            "co2_captured_g": estimates.co2_captured_g, "harvest_ready": ready,
+            "co2_captured_sd": estimates.co2_captured_sd, "harvest_probability": probability,
+            "sensor": estimates.sensor, "sample_flag": estimates.flags,
+        }))  # fmt: skip
+        if progress is not None:
+            progress(unit)
+    if not frames:
+        raise ValueError(f"no unit in {telemetry_path} has a biomass sensor ({', '.join(BIOMASS_SENSORS)})")
+    result = pd.concat(frames, ignore_index=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        result.to_parquet(out, index=False)
+    else:
+        result.to_csv(out, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    return result

@@ -1,0 +1,1 @@
+"""Decisions from estimates: harvest advice, alarms, setpoints within physical bounds."""

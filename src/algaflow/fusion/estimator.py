@@ -1,0 +1,90 @@
+"""The reactor estimator from a unit's biomass sensor: sensor choice, its factor's noise and calibration,
+the growth chain (fusion.growth), CO2 from biomass (fusion.carbon).
+
+A biomass sensor reads s = a X + b + v (catalog noise sd σ, strain slope a), so any of them drives the
+same chain with (a, σ) from the strain and the catalog; the first one a unit has, in ``BIOMASS_SENSORS``
+order, is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from algaflow.catalog import SENSORS, Strain
+from algaflow.fusion.carbon import co2_from_biomass
+from algaflow.fusion.growth import FLAG_NAMES, GrowthModel, filter_growth, smooth_growth
+
+BIOMASS_SENSORS = ("od750", "od680", "turbidity_tank", "turbidity_tube")
+
+
+def calibration_slope(sensor: str, strain: Strain) -> float:
+    """a in s = a X + b: sensor units per g/L for this strain."""
+    slopes = {
+        "od750": strain.od750_per_g_per_l,
+        "od680": strain.od750_per_g_per_l * strain.od680_over_od750,
+        "turbidity_tank": strain.turbidity_ntu_per_g_per_l,
+        "turbidity_tube": strain.turbidity_ntu_per_g_per_l,
+    }
+    if sensor not in slopes:
+        raise ValueError(f"{sensor!r} is not a biomass sensor; use one of {', '.join(BIOMASS_SENSORS)}")
+    return float(slopes[sensor])
+
+
+def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = None) -> GrowthModel:
+    """The growth chain's measurement factor for ``sensor``: the catalog's noise and range, the strain's
+    slope; baseline and drift priors scaled from OD units to the sensor's (same fraction of its noise)."""
+    base = base or GrowthModel()
+    spec = SENSORS[sensor]
+    scale = spec.noise_sd / base.od_noise_sd
+    return replace(base, od_per_g_per_l=calibration_slope(sensor, strain), od_noise_sd=spec.noise_sd,
+                   initial_baseline_sd=base.initial_baseline_sd * scale,
+                   initial_drift_sd=base.initial_drift_sd * scale,
+                   baseline_diffusion=base.baseline_diffusion * scale**2,
+                   drift_diffusion=base.drift_diffusion * scale**2,
+                   od_plausible_min=spec.range[0] - 10 * spec.noise_sd, od_plausible_max=spec.range[1])  # fmt: skip
+
+
+@dataclass(slots=True)
+class UnitEstimates:
+    """Columns of the estimates contract (DESIGN.md §5) for one unit, at its biomass sensor's samples."""
+
+    sensor: str
+    times_h: np.ndarray
+    biomass_g_per_l: np.ndarray
+    biomass_sd: np.ndarray
+    growth_rate_per_h: np.ndarray
+    growth_rate_sd: np.ndarray
+    co2_captured_g: np.ndarray
+    co2_captured_sd: np.ndarray
+    flags: np.ndarray  # names from fusion.growth.FLAG_NAMES
+
+
+def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
+                  strain: Strain, volume_l: float, smooth: bool = False) -> UnitEstimates:  # fmt: skip
+    """``readings``: sensor → values at ``times_h`` (NaN where that sensor has no sample).
+    ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it."""
+    sensor = next((s for s in BIOMASS_SENSORS if s in readings and np.isfinite(readings[s]).any()), None)
+    if sensor is None:
+        raise ValueError(f"no biomass sensor with data; fusing needs one of {', '.join(BIOMASS_SENSORS)}")
+    values = np.asarray(readings[sensor], dtype=float)
+    sampled = ~np.isnan(values)
+    times, values = np.asarray(times_h, dtype=float)[sampled], values[sampled]
+    survival = np.ones(times.size)
+    for time_h, fraction in harvests:
+        k = int(np.searchsorted(times, time_h, side="left"))
+        if k < times.size:
+            survival[k] *= 1.0 - fraction
+    dilution = 1.0 - survival
+    model = sensor_growth_model(sensor, strain)
+    filtered = filter_growth(times, values, dilution, model, keep_priors=smooth)
+    mean, cov = filtered.mean[0], filtered.cov[0]
+    if smooth:
+        smoothed = smooth_growth(filtered)
+        mean, cov = smoothed.mean[0], smoothed.cov[0]
+    biomass = np.exp(mean[:, 0])
+    biomass_sd = biomass * np.sqrt(cov[:, 0, 0])
+    co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
+    flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
+    return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags)

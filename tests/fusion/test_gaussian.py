@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from algaflow.fusion.gaussian import forward_filter, rts_smoother
+from algaflow.fusion.gaussian import forward_filter, rts_smoother, update, update_scalar
 
 filterpy_kalman = pytest.importorskip("filterpy.kalman", reason="FilterPy is a test dependency: pip install -e .[test]")
 
@@ -135,3 +135,19 @@ def test_shapes_are_checked_with_clear_messages():
         forward_filter(np.zeros(2), np.eye(2), np.eye(2), np.eye(2), np.ones((1, 2)), np.eye(1), np.zeros((5, 1)))
     with pytest.raises(ValueError, match="observation must be"):
         forward_filter(np.zeros(2), np.eye(2), np.eye(2), np.eye(2), np.ones((1, 3)), np.eye(1), np.zeros((1, 5, 1)))
+
+
+def test_scalar_update_equals_the_general_joseph_update():
+    rng = np.random.default_rng(5)
+    for n in (1, 3, 4, 6):
+        root = rng.normal(size=(n, n))
+        cov = root @ root.T + n * np.eye(n)
+        mean, row = rng.normal(size=n), rng.normal(size=n)
+        y, r = rng.normal(), 0.3
+        general_mean, general_cov = np.empty(n), np.empty((n, n))
+        general = update(mean, cov, row[None], np.array([[r]]), np.array([y]), general_mean, general_cov)
+        scalar_mean, scalar_cov = np.empty(n), np.empty((n, n))
+        scalar = update_scalar(mean, cov, row, r, y, scalar_mean, scalar_cov, np.empty(n))
+        np.testing.assert_allclose(scalar_mean, general_mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(scalar_cov, general_cov, rtol=1e-9, atol=1e-12)
+        assert scalar == pytest.approx(general, rel=1e-10)

@@ -23,7 +23,8 @@ import time
 import grpredict
 import numpy as np
 
-from algaflow.fusion.growth import GrowthModel, filter_growth
+from algaflow.fusion.estimator import sensor_growth_model
+from algaflow.fusion.growth import GrowthModel, dilution_before_samples, filter_growth
 from algaflow.sim.suites import NOISE_FAMILIES, PROFILES, SuiteCase, simulate_cases
 
 WARMUP_SAMPLES = 30
@@ -51,7 +52,7 @@ def pioreactor_growth_rate(times_h: np.ndarray, od: np.ndarray, dilution: np.nda
 
 def score_case(case: SuiteCase, model: GrowthModel) -> dict[str, float]:
     times, od = case.readings["od750"]
-    dilution = case.dilution_at(times)
+    dilution = dilution_before_samples(times, case.harvest_times_h, case.harvest_fractions)
     true_biomass, true_rate = case.truth_at(times)
     start = time.perf_counter()
     ours = filter_growth(times, od, dilution, model)
@@ -88,8 +89,7 @@ def main() -> None:
         for profile in profiles:
             for case in simulate_cases(profile, family, units=args.units, seed=args.seed,
                                        period_s=args.period_s):
-                case_model = GrowthModel(**{**{f: getattr(model, f) for f in model.__dataclass_fields__},
-                                            "od_per_g_per_l": case.strain.od750_per_g_per_l})  # fmt: skip
+                case_model = sensor_growth_model("od750", case.strain, model)  # the factor `algaflow fuse` uses
                 results.setdefault((family, profile), []).append(score_case(case, case_model))
     print(f"{'family':22s} {'profile':28s} {'algaflow':>9s} {'grpredict':>9s} {'lower':>6s} {'μ cover':>8s} "
           f"{'X cover':>8s}")  # fmt: skip

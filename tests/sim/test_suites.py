@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from algaflow.catalog import SENSORS
+from algaflow.fusion.growth import dilution_before_samples
 from algaflow.sim.suites import NOISE_FAMILIES, PROFILES, profile_scenario, simulate_cases
 
 
@@ -21,7 +22,7 @@ def test_the_scripted_profiles_have_the_shapes_their_names_promise():
         before, after = np.interp([t - 1e-3, t + 1 / 60], harvests.times_h, harvests.biomass_g_per_l)
         assert after / before == pytest.approx(1 - fraction, rel=0.01)
     times, _ = harvests.readings["od750"]
-    dilution = harvests.dilution_at(times)
+    dilution = dilution_before_samples(times, harvests.harvest_times_h, harvests.harvest_fractions)
     assert np.count_nonzero(dilution) == 4 and sorted(dilution[dilution > 0]) == pytest.approx([0.3, 0.5, 0.6, 0.7])
 
 

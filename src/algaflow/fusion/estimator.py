@@ -14,7 +14,7 @@ import numpy as np
 
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.carbon import co2_from_biomass
-from algaflow.fusion.growth import FLAG_NAMES, GrowthModel, filter_growth, smooth_growth
+from algaflow.fusion.growth import FLAG_NAMES, GrowthModel, dilution_before_samples, filter_growth, smooth_growth
 
 BIOMASS_SENSORS = ("od750", "od680", "turbidity_tank", "turbidity_tube")
 
@@ -71,12 +71,7 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     values = np.asarray(readings[sensor], dtype=float)
     sampled = ~np.isnan(values)
     times, values = np.asarray(times_h, dtype=float)[sampled], values[sampled]
-    survival = np.ones(times.size)
-    for time_h, fraction in harvests:
-        k = int(np.searchsorted(times, time_h, side="left"))
-        if k < times.size:
-            survival[k] *= 1.0 - fraction
-    dilution = 1.0 - survival
+    dilution = dilution_before_samples(times, [t for t, _ in harvests], [f for _, f in harvests])
     model = sensor_growth_model(sensor, strain)
     filtered = filter_growth(times, values, dilution, model, keep_priors=smooth)
     mean, cov = filtered.mean[0], filtered.cov[0]

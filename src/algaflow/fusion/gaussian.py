@@ -121,7 +121,14 @@ def _product_transposed(a: np.ndarray, b: np.ndarray, addend: np.ndarray, out: n
 def predict(mean, cov, transition, process_noise, out_mean, out_cov) -> None:
     """Process factor: m⁻ = F m, P⁻ = F P Fᵀ + Q (one unit)."""
     n = mean.shape[0]
-    predict_into(mean, cov, transition, process_noise, out_mean, out_cov, np.empty((n, n)))
+    for i in range(n):
+        value = 0.0
+        for k in range(n):
+            value += transition[i, k] * mean[k]
+        out_mean[i] = value
+    fp = np.empty((n, n))
+    _product(transition, cov, fp)
+    _product_transposed(fp, transition, process_noise, out_cov)
 
 
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
@@ -158,19 +165,6 @@ def update_scalar(mean, cov, observation_row, noise_variance, measurement, out_m
             out_cov[i, j] = value
             out_cov[j, i] = value
     return -0.5 * (innovation * scaled + math.log(variance) + LOG_2PI)
-
-
-@njit(cache=True, error_model="numpy")
-def predict_into(mean, cov, transition, process_noise, out_mean, out_cov, scratch) -> None:
-    """:func:`predict` with a caller's n×n ``scratch`` (no allocation in hot loops)."""
-    n = mean.shape[0]
-    for i in range(n):
-        value = 0.0
-        for k in range(n):
-            value += transition[i, k] * mean[k]
-        out_mean[i] = value
-    _product(transition, cov, scratch)
-    _product_transposed(scratch, transition, process_noise, out_cov)
 
 
 @njit(cache=True, error_model="numpy")

@@ -315,6 +315,19 @@ class GrowthEstimates:
         return self.biomass_g_per_l * np.sqrt(self.cov[..., LOG_BIOMASS, LOG_BIOMASS])
 
 
+def dilution_before_samples(sample_times_h: np.ndarray, harvest_times_h: np.ndarray,
+                            harvest_fractions: np.ndarray) -> np.ndarray:
+    """Fraction removed just before each sample: a harvest at t_h acts on the first sample at or after t_h,
+    several between two samples combine as 1 − Π(1 − f)."""
+    sample_times_h = np.asarray(sample_times_h, dtype=float)
+    survival = np.ones(sample_times_h.size)
+    index = np.searchsorted(sample_times_h, np.asarray(harvest_times_h, dtype=float), side="left")
+    for k, fraction in zip(index, np.asarray(harvest_fractions, dtype=float), strict=True):
+        if k < sample_times_h.size:
+            survival[k] *= 1.0 - fraction
+    return 1.0 - survival
+
+
 def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.ndarray | None = None,
                   model: GrowthModel | None = None, keep_priors: bool = True) -> GrowthEstimates:
     """Causal estimates for a batch: times_h, od (units, steps) with NaN gaps; dilution_fraction (units, steps)

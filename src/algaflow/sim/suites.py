@@ -121,15 +121,6 @@ class SuiteCase:
         return (np.interp(times_h, self.times_h, self.biomass_g_per_l),
                 np.interp(times_h, self.times_h, self.growth_rate_per_h))
 
-    def dilution_at(self, sample_times_h: np.ndarray) -> np.ndarray:
-        """Fraction removed between each sample and the one before (harvests combine multiplicatively)."""
-        survival = np.ones(sample_times_h.size)
-        index = np.searchsorted(sample_times_h, self.harvest_times_h, side="left")
-        for k, fraction in zip(index, self.harvest_fractions, strict=True):
-            if k < sample_times_h.size:
-                survival[k] *= 1.0 - fraction
-        return 1.0 - survival
-
 
 def simulate_cases(profile: str, family: str = "gaussian", *, sensors: tuple[str, ...] = ("od750",),
                    period_s: float = 60.0, units: int = 1, seed: int = 0) -> list[SuiteCase]:  # fmt: skip
@@ -141,10 +132,10 @@ def simulate_cases(profile: str, family: str = "gaussian", *, sensors: tuple[str
     observables, ambient = observables_for(batch, result)
     strain = scenario.resolved_strain()
     cases = []
+    scheduled = {e.time_h: e.value for e in scenario.events if e.kind == "harvest"}
     for unit in range(units):
         log = result.logs[unit]
         harvest = log[log[:, 1] == integ.HARVEST] if len(log) else np.zeros((0, integ.LOG_FIELDS))
-        scheduled = {e.time_h: e.value for e in scenario.events if e.kind == "harvest"}
         fractions = np.array([scheduled.get(t, scenario.harvest.fraction) for t in harvest[:, 0]])
         truth = UnitTruth(grid, result.states[unit], observables[unit], result.dynamic[unit], ambient[unit],
                           batch.params[unit])  # fmt: skip

@@ -19,6 +19,7 @@ EVENT_COLUMNS = ("unit_id", "time", "kind", "params")
 
 def read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
     """CSV or Parquet by suffix, with the contract's columns checked and times parsed as UTC."""
+    path = Path(path)
     if not path.exists():
         raise ValueError(f"{what} file {path} does not exist")
     if path.suffix == ".parquet":
@@ -51,6 +52,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
               smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
               progress: Callable[[str], None] | None = None) -> pd.DataFrame:  # fmt: skip
     """Fuse every unit of a telemetry file and write the estimates (CSV or Parquet by ``out``'s suffix)."""
+    out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise ValueError(f"estimates file {out}: use .csv or .parquet")
     strain = load_strain(strain_name)

@@ -129,21 +129,31 @@ def predict_growth(mean, cov, dt, noise, out_mean, out_cov) -> None:
 
 
 @njit(cache=True, error_model="numpy")
-def od_measurement_factor(mean: np.ndarray, od: float, model: np.ndarray, observation: np.ndarray,
-                          noise: np.ndarray, measurement: np.ndarray) -> float:
-    """Linearise OD = a e^ℓ + b at ``mean``: fills H (1×4), R (1×1) and the equivalent linear measurement.
+def od_measurement_factor(mean: np.ndarray, cov: np.ndarray, od: float, model: np.ndarray,
+                          observation: np.ndarray, noise: np.ndarray, measurement: np.ndarray) -> float:
+    """Statistically linearise OD = a e^ℓ + b under the prior N(mean, cov): fills H (1×4), R (1×1) and the
+    equivalent linear measurement; returns the predicted OD E[h(z)].
 
-    y_lin = OD − h(m) + H m, so that the linear update with (H, R, y_lin) is the EKF update. Returns the
-    predicted OD h(m).
+    The moments are exact for a Gaussian prior (ℓ log-normal), the limit of the sigma-point rule:
+
+        E[e^ℓ] = e^{m_ℓ + P_ℓℓ/2},   Cov(z, e^ℓ) = P_{:,ℓ} E[e^ℓ]   (Stein's lemma)
+        H = [a E[e^ℓ], 0, 1, 0],     Ω = a² (Var e^ℓ − E[e^ℓ]² P_ℓℓ) = a² E[e^ℓ]² (e^{P_ℓℓ} − 1 − P_ℓℓ)
+
+    R = σ_abs² + (σ_rel OD)² + Ω: the linearisation error Ω is noise, so a culture whose biomass is still
+    unknown (large P_ℓℓ, dilute start) is not updated as if e^ℓ were linear. With P_ℓℓ → 0 this is the
+    EKF's Jacobian. y_lin = OD − E[h] + H m, so the linear update with (H, R, y_lin) is the SLR update.
     """
-    biomass = math.exp(mean[LOG_BIOMASS])
-    predicted = model[A_SLOPE] * biomass + mean[BASELINE]
-    observation[0, LOG_BIOMASS] = model[A_SLOPE] * biomass
+    variance = max(cov[LOG_BIOMASS, LOG_BIOMASS], 0.0)
+    biomass = math.exp(mean[LOG_BIOMASS] + 0.5 * variance)
+    slope = model[A_SLOPE] * biomass
+    predicted = slope + mean[BASELINE]
+    observation[0, LOG_BIOMASS] = slope
     observation[0, GROWTH_RATE] = 0.0
     observation[0, BASELINE] = 1.0
     observation[0, DRIFT] = 0.0
     level = max(abs(predicted), abs(od))
-    noise[0, 0] = model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2
+    linearisation = slope * slope * (math.expm1(variance) - variance)
+    noise[0, 0] = model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2 + linearisation
     linear = 0.0
     for i in range(N_GROWTH_STATE):
         linear += observation[0, i] * mean[i]
@@ -236,8 +246,8 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
         if not math.isfinite(value) or value < model[OD_MIN] or value > model[OD_MAX]:
             flags[k] = INVALID
             continue
-        predicted_od = od_measurement_factor(predicted_mean[stored], value, model, observation, measurement_noise,
-                                             measurement)
+        predicted_od = od_measurement_factor(predicted_mean[stored], predicted_cov[stored], value, model, observation,
+                                             measurement_noise, measurement)
         # s = H P⁻ Hᵀ + R with H = [h, 0, 1, 0]: h² P_ℓℓ + 2 h P_ℓb + P_bb + R; innovation y − h(m⁻).
         slope = observation[0, LOG_BIOMASS]
         prior = predicted_cov[stored]
@@ -259,7 +269,8 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
                 predicted_cov[stored, i, LOG_BIOMASS] = 0.0
             relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
             predicted_cov[stored, LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
-            od_measurement_factor(predicted_mean[stored], value, model, observation, measurement_noise, measurement)
+            od_measurement_factor(predicted_mean[stored], predicted_cov[stored], value, model, observation,
+                                  measurement_noise, measurement)
             update_scalar(predicted_mean[stored], predicted_cov[stored], observation[0], measurement_noise[0, 0],
                           measurement[0], mean[k], cov[k], work)
             flags[k] = LEVEL_JUMP

@@ -99,3 +99,38 @@ def test_fuse_on_the_real_cyanobacteria_logs(tmp_path):
     # Glitches: readings outside the photometer's range are flagged, never used silently.
     implausible = int((~telemetry["value"].between(-0.05, 4.0)).sum())
     assert (estimates["sample_flag"] == "invalid_value").sum() >= implausible
+
+
+def test_calibrate_then_fuse_with_the_stored_curve(simulated, tmp_path):
+    """A curve fitted from paired dry weights (the truth, as a lab would weigh it) and OD readings is stored
+    as a version, used by fuse in place of the strain's slope, and its slope uncertainty widens the band."""
+    telemetry = pd.read_parquet(simulated / "telemetry.parquet")
+    truth = pd.read_parquet(simulated / "truth.parquet")
+    od = telemetry[(telemetry["sensor"] == "od750") & (telemetry["unit_id"] == telemetry["unit_id"].iloc[0])]
+    unit_truth = truth[truth["unit_id"] == od["unit_id"].iloc[0]].set_index("time").sort_index()
+    picks = od.iloc[:: max(1, len(od) // 10)]
+    dry_weight = unit_truth["biomass_g_per_l"].to_numpy()[unit_truth.index.get_indexer(picks["time"], method="nearest")]
+    pairs = tmp_path / "pairs.csv"
+    pd.DataFrame({"dry_weight_g_per_l": dry_weight, "reading": picks["value"].to_numpy()}).to_csv(pairs, index=False)
+    store = tmp_path / "calibrations"
+    runner = CliRunner()
+    for expected in ("v1", "v2"):
+        result = runner.invoke(app, ["calibrate", str(pairs), "--sensor", "od750", "--store", str(store)])
+        assert result.exit_code == 0, result.output
+        assert (store / f"od750__chlorella_vulgaris.{expected}.json").exists()
+    plain = fuse_file(simulated / "telemetry.parquet", tmp_path / "plain.csv", simulated / "events.parquet")
+    calibrated = fuse_file(simulated / "telemetry.parquet", tmp_path / "calibrated.csv", simulated / "events.parquet",
+                           calibration_paths=[store / "od750__chlorella_vulgaris.v2.json"])  # fmt: skip
+    for unit, rows in calibrated.groupby("unit_id"):
+        at = truth[truth["unit_id"] == unit].set_index("time").sort_index()
+        true_biomass = at["biomass_g_per_l"].to_numpy()[at.index.get_indexer(rows["time"], method="nearest")]
+        late = slice(len(rows) // 10, None)
+        z = (rows["biomass_g_per_l"].to_numpy() - true_biomass) / rows["biomass_sd"].to_numpy()
+        assert np.mean(np.abs(z[late]) < 1.96) > 0.9
+    assert (calibrated["biomass_sd"].to_numpy()[100:] > plain["biomass_sd"].to_numpy()[100:]).mean() > 0.99
+    result = runner.invoke(app, ["calibrate", str(pairs), "--sensor", "ph_tank", "--store", str(store)])
+    assert result.exit_code == 2 and "buffer_ph" in result.output
+    result = runner.invoke(app, ["fuse", str(simulated / "telemetry.parquet"), "--out", str(tmp_path / "x.csv"),
+                                 "--strain", "nannochloropsis_oceanica", "--calibration",
+                                 str(store / "od750__chlorella_vulgaris.v1.json")])  # fmt: skip
+    assert result.exit_code == 2 and "fitted for chlorella_vulgaris" in result.output

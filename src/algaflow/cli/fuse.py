@@ -11,6 +11,7 @@ import pandas as pd
 
 from algaflow.catalog import SENSORS, load_strain
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready
+from algaflow.fusion.calibration import BiomassCalibration, load_calibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit
 
 TELEMETRY_COLUMNS = ("unit_id", "time", "sensor", "value")
@@ -50,12 +51,23 @@ def _harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> l
 
 def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
               smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
-              progress: Callable[[str], None] | None = None) -> pd.DataFrame:  # fmt: skip
-    """Fuse every unit of a telemetry file and write the estimates (CSV or Parquet by ``out``'s suffix)."""
+              progress: Callable[[str], None] | None = None,
+              calibration_paths: list[Path] | None = None) -> pd.DataFrame:  # fmt: skip
+    """Fuse every unit of a telemetry file and write the estimates (CSV or Parquet by ``out``'s suffix).
+
+    ``calibration_paths``: stored biomass calibrations (``algaflow calibrate``), used for their sensors."""
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise ValueError(f"estimates file {out}: use .csv or .parquet")
     strain = load_strain(strain_name)
+    calibrations = {}
+    for path in calibration_paths or []:
+        calibration = load_calibration(path)
+        if not isinstance(calibration, BiomassCalibration):
+            raise ValueError(f"{path} is a pH calibration; fuse takes biomass sensor calibrations")
+        if calibration.strain != strain.name:
+            raise ValueError(f"{path} was fitted for {calibration.strain}, not {strain.name}")
+        calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
     telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
     unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
@@ -71,7 +83,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
         times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
         estimates = estimate_unit(times_h, {s: readings[s].to_numpy() for s in readings.columns},
-                                  _harvests(events, unit, origin), strain, volume_l, smooth)  # fmt: skip
+                                  _harvests(events, unit, origin), strain, volume_l, smooth, calibrations)  # fmt: skip
         probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
                                                  policy.growth_threshold_per_h)  # fmt: skip
         ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]

@@ -79,6 +79,8 @@ def fuse(
     strain: str = typer.Option("chlorella_vulgaris", help="strain name: calibration slopes and carbon fraction"),
     smooth: bool = typer.Option(False, "--smooth", help="offline: smoothed (forward–backward) estimates"),
     volume_l: float = typer.Option(80.0, min=0.001, help="culture volume (L), for CO2 captured"),
+    calibration: list[Path] = typer.Option([], "--calibration", help="biomass calibration file from "
+                                           "`algaflow calibrate` (repeatable, one per sensor)"),
 ) -> None:
     """Fuse sensors into biomass, growth rate, CO2 captured and harvest readiness, with uncertainty."""
     from algaflow.cli.fuse import fuse_file
@@ -86,7 +88,8 @@ def fuse(
     try:
         with console.status("fusing") as status:
             result = fuse_file(telemetry, out, events, strain, smooth, volume_l,
-                               progress=lambda unit: status.update(f"fused {unit}"))  # fmt: skip
+                               progress=lambda unit: status.update(f"fused {unit}"),
+                               calibration_paths=calibration)  # fmt: skip
     except (ValueError, KeyError) as error:
         _fail(str(error))
         return
@@ -97,6 +100,28 @@ def fuse(
         console.print(f"  {row.unit_id}: X {row.biomass_g_per_l:.3f} ± {row.biomass_sd:.3f} g/L, "
                       f"μ {row.growth_rate_per_h * 24:.2f} ± {row.growth_rate_sd * 24:.2f} 1/d, "
                       f"CO2 {row.co2_captured_g:.0f} ± {row.co2_captured_sd:.0f} g, harvest ready: {row.harvest_ready}")
+
+
+@app.command()
+def calibrate(
+    pairs: Path = typer.Argument(..., help="CSV: dry_weight_g_per_l,reading (biomass) or "
+                                 "buffer_ph,millivolts,temperature_c (pH)"),
+    sensor: str = typer.Option(..., "--sensor", help="od750, od680, turbidity_tank, turbidity_tube, ph_tank, ph_tube"),
+    store: Path = typer.Option(Path("calibrations"), "--store", help="folder of versioned calibration files"),
+    strain: str = typer.Option("chlorella_vulgaris", help="strain the biomass curve is for"),
+    degree: int = typer.Option(1, min=1, max=2, help="biomass curve: 1 linear, 2 quadratic"),
+) -> None:
+    """Fit a calibration from paired samples and store it as the next version in --store."""
+    from algaflow.cli.calibrate import calibrate_file
+
+    try:
+        path, lines = calibrate_file(pairs, sensor, store, strain, degree)
+    except (ValueError, KeyError) as error:
+        _fail(str(error))
+        return
+    for line in lines:
+        console.print(line)
+    console.print(f"stored {path}")
 
 
 @app.command()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from algaflow.catalog import SENSORS, Strain
+from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_biomass
 from algaflow.fusion.growth import FLAG_NAMES, GrowthModel, dilution_before_samples, filter_growth, smooth_growth
 
@@ -32,14 +33,24 @@ def calibration_slope(sensor: str, strain: Strain) -> float:
     return float(slopes[sensor])
 
 
-def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = None) -> GrowthModel:
+def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = None,
+                        calibration: BiomassCalibration | None = None) -> GrowthModel:  # fmt: skip
     """The growth chain's measurement factor for ``sensor``: the catalog's noise and range, the strain's
-    slope; baseline and drift priors scaled from OD units to the sensor's (same fraction of its noise)."""
+    slope (or a fitted ``calibration`` curve: its c1, c2, and c0 as the baseline's prior mean, whose
+    variance joins the baseline prior); baseline and drift priors scaled from OD units to the sensor's
+    (same fraction of its noise)."""
     base = base or GrowthModel()
     spec = SENSORS[sensor]
     scale = spec.noise_sd / base.od_noise_sd
-    return replace(base, od_per_g_per_l=calibration_slope(sensor, strain), od_noise_sd=spec.noise_sd,
-                   initial_baseline_sd=base.initial_baseline_sd * scale,
+    baseline_sd = base.initial_baseline_sd * scale
+    slope, curvature, intercept = calibration_slope(sensor, strain), 0.0, 0.0
+    if calibration is not None:
+        if calibration.sensor != sensor:
+            raise ValueError(f"calibration is for {calibration.sensor}, not {sensor}")
+        slope, curvature, intercept = calibration.slope, calibration.curvature, calibration.intercept
+        baseline_sd = float(np.hypot(baseline_sd, np.sqrt(calibration.covariance[0][0])))
+    return replace(base, od_per_g_per_l=slope, od_quadratic=curvature, od_intercept=intercept,
+                   od_noise_sd=spec.noise_sd, initial_baseline_sd=baseline_sd,
                    initial_drift_sd=base.initial_drift_sd * scale,
                    baseline_diffusion=base.baseline_diffusion * scale**2,
                    drift_diffusion=base.drift_diffusion * scale**2,
@@ -62,9 +73,13 @@ class UnitEstimates:
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
-                  strain: Strain, volume_l: float, smooth: bool = False) -> UnitEstimates:  # fmt: skip
+                  strain: Strain, volume_l: float, smooth: bool = False,
+                  calibrations: dict[str, BiomassCalibration] | None = None) -> UnitEstimates:  # fmt: skip
     """``readings``: sensor → values at ``times_h`` (NaN where that sensor has no sample).
-    ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it."""
+    ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it.
+    ``calibrations``: fitted curves by sensor, used instead of the strain's slope; the uncertainty of
+    their slope and curvature, common to all samples, is added to var ln X at the output."""
+    calibrations = calibrations or {}
     sensor = next((s for s in BIOMASS_SENSORS if s in readings and np.isfinite(readings[s]).any()), None)
     if sensor is None:
         raise ValueError(f"no biomass sensor with data; fusing needs one of {', '.join(BIOMASS_SENSORS)}")
@@ -72,14 +87,18 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     sampled = ~np.isnan(values)
     times, values = np.asarray(times_h, dtype=float)[sampled], values[sampled]
     dilution = dilution_before_samples(times, [t for t, _ in harvests], [f for _, f in harvests])
-    model = sensor_growth_model(sensor, strain)
+    calibration = calibrations.get(sensor)
+    model = sensor_growth_model(sensor, strain, calibration=calibration)
     filtered = filter_growth(times, values, dilution, model, keep_priors=smooth)
     mean, cov = filtered.mean[0], filtered.cov[0]
     if smooth:
         smoothed = smooth_growth(filtered)
         mean, cov = smoothed.mean[0], smoothed.cov[0]
     biomass = np.exp(mean[:, 0])
-    biomass_sd = biomass * np.sqrt(cov[:, 0, 0])
+    log_variance = cov[:, 0, 0]
+    if calibration is not None:
+        log_variance = log_variance + calibration.log_biomass_variance(biomass)
+    biomass_sd = biomass * np.sqrt(log_variance)
     co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
     flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
     return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags)

@@ -12,9 +12,11 @@ ln(1 − f) in one step (a known input, not noise, so it is never smeared into �
     Q = blocks (ℓ, μ): σ_μ² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_ℓ² Δt, 0)
                (b, d): σ_d² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_b² Δt, 0)
 
-Measurement factor (the calibration OD = a X + b, with noise sd √(σ_abs² + (σ_rel OD)²)):
+Measurement factor (the calibration curve OD = c0 + a X + c X², c0 the baseline's prior mean, with noise
+sd √(σ_abs² + (σ_rel OD)²)):
 
-    OD_k = a e^{ℓ_k} + b_k + v,   linearised at the prediction: H = [a e^{ℓ⁻}, 0, 1, 0]
+    OD_k = a e^{ℓ_k} + c e^{2ℓ_k} + b_k + v,   statistically linearised under the prediction
+    (exact log-normal moments: :func:`od_measurement_factor`), H = [a E e^ℓ + 2c E e^{2ℓ}, 0, 1, 0]
 
 made robust as a Student-t factor with ν degrees of freedom (one reweighting of R by
 w = (ν + 1)/(ν + r²), r the standardised innovation), and gated: r beyond ``gate_sigma`` drops the
@@ -47,6 +49,8 @@ class GrowthModel:
     """Noise and calibration of the growth chain; one configuration for every culture (see module doc)."""
 
     od_per_g_per_l: float = 1.0  # calibration slope a
+    od_quadratic: float = 0.0  # calibration curvature c (OD per (g/L)²): OD = c0 + a X + c X² + b
+    od_intercept: float = 0.0  # calibration intercept c0: the baseline's prior mean
     od_noise_sd: float = 0.005  # σ_abs, OD
     od_relative_noise: float = 0.01  # σ_rel
     growth_rate_diffusion: float = 2e-4  # σ_μ², (1/h)² per h
@@ -77,11 +81,11 @@ class GrowthModel:
                          self.log_biomass_diffusion, self.baseline_diffusion, self.initial_growth_rate_sd,
                          self.initial_baseline_sd, self.student_t_dof, self.gate_sigma, self.od_plausible_min,
                          self.od_plausible_max, self.jump_confirmations, self.drift_diffusion,
-                         self.initial_drift_sd])  # fmt: skip
+                         self.initial_drift_sd, self.od_quadratic, self.od_intercept])  # fmt: skip
 
 
 (A_SLOPE, SIGMA_ABS, SIGMA_REL, Q_MU, Q_LOG, Q_BASE, MU0_SD, BASE0_SD, DOF, GATE, OD_MIN, OD_MAX,
- JUMP_CONFIRMATIONS, Q_DRIFT, DRIFT0_SD) = range(15)
+ JUMP_CONFIRMATIONS, Q_DRIFT, DRIFT0_SD, C_QUADRATIC, C_INTERCEPT) = range(17)
 
 
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
@@ -131,34 +135,56 @@ def predict_growth(mean, cov, dt, noise, out_mean, out_cov) -> None:
 @njit(cache=True, error_model="numpy")
 def od_measurement_factor(mean: np.ndarray, cov: np.ndarray, od: float, model: np.ndarray,
                           observation: np.ndarray, noise: np.ndarray, measurement: np.ndarray) -> float:
-    """Statistically linearise OD = a e^ℓ + b under the prior N(mean, cov): fills H (1×4), R (1×1) and the
-    equivalent linear measurement; returns the predicted OD E[h(z)].
+    """Statistically linearise OD = a e^ℓ + c e^{2ℓ} + b (the calibration curve a X + c X², intercept in b)
+    under the prior N(mean, cov): fills H (1×4), R (1×1) and the equivalent linear measurement; returns the
+    predicted OD E[h(z)].
 
-    The moments are exact for a Gaussian prior (ℓ log-normal), the limit of the sigma-point rule:
+    The moments are exact for a Gaussian prior (X = e^ℓ log-normal), the limit of the sigma-point rule:
 
-        E[e^ℓ] = e^{m_ℓ + P_ℓℓ/2},   Cov(z, e^ℓ) = P_{:,ℓ} E[e^ℓ]   (Stein's lemma)
-        H = [a E[e^ℓ], 0, 1, 0],     Ω = a² (Var e^ℓ − E[e^ℓ]² P_ℓℓ) = a² E[e^ℓ]² (e^{P_ℓℓ} − 1 − P_ℓℓ)
+        E[X^j] = e^{j m_ℓ + j² P_ℓℓ/2},   Cov(z, g(ℓ)) = P_{:,ℓ} E[g'(ℓ)]   (Stein's lemma), g = a X + c X²
+        H = [a E[X] + 2c E[X²], 0, 1, 0],  Ω = Var g − H_ℓ² P_ℓℓ,
+        Var g = a² (E[X²] − E[X]²) + c² (E[X⁴] − E[X²]²) + 2ac (E[X³] − E[X] E[X²])
 
     R = σ_abs² + (σ_rel OD)² + Ω: the linearisation error Ω is noise, so a culture whose biomass is still
     unknown (large P_ℓℓ, dilute start) is not updated as if e^ℓ were linear. With P_ℓℓ → 0 this is the
     EKF's Jacobian. y_lin = OD − E[h] + H m, so the linear update with (H, R, y_lin) is the SLR update.
     """
     variance = max(cov[LOG_BIOMASS, LOG_BIOMASS], 0.0)
-    biomass = math.exp(mean[LOG_BIOMASS] + 0.5 * variance)
-    slope = model[A_SLOPE] * biomass
-    predicted = slope + mean[BASELINE]
+    m = mean[LOG_BIOMASS]
+    a, c = model[A_SLOPE], model[C_QUADRATIC]
+    moment1 = math.exp(m + 0.5 * variance)
+    slope = a * moment1
+    spread = slope * slope * math.expm1(variance)  # a² Var X
+    predicted = slope
+    if c != 0.0:
+        moment2 = math.exp(2.0 * m + 2.0 * variance)
+        moment3 = math.exp(3.0 * m + 4.5 * variance)
+        moment4 = math.exp(4.0 * m + 8.0 * variance)
+        predicted += c * moment2
+        slope += 2.0 * c * moment2
+        spread += c * c * (moment4 - moment2 * moment2) + 2.0 * a * c * (moment3 - moment1 * moment2)
+    predicted += mean[BASELINE]
     observation[0, LOG_BIOMASS] = slope
     observation[0, GROWTH_RATE] = 0.0
     observation[0, BASELINE] = 1.0
     observation[0, DRIFT] = 0.0
     level = max(abs(predicted), abs(od))
-    linearisation = slope * slope * (math.expm1(variance) - variance)
+    linearisation = max(spread - slope * slope * variance, 0.0)
     noise[0, 0] = model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2 + linearisation
     linear = 0.0
     for i in range(N_GROWTH_STATE):
         linear += observation[0, i] * mean[i]
     measurement[0] = od - predicted + linear
     return predicted
+
+
+@njit(cache=True, error_model="numpy")
+def biomass_from_signal(signal: float, model: np.ndarray) -> float:
+    """Invert the calibration curve: X ≥ 0 with a X + c X² = signal (OD minus intercept and baseline),
+    X = 2 s / (a + √(a² + 4 c s)) (the root that tends to s/a as c → 0, without cancellation)."""
+    a, c = model[A_SLOPE], model[C_QUADRATIC]
+    discriminant = max(a * a + 4.0 * c * signal, 0.0)
+    return 2.0 * signal / (a + math.sqrt(discriminant))
 
 
 @njit(cache=True, error_model="numpy")
@@ -173,11 +199,14 @@ def first_valid_od(times: np.ndarray, od: np.ndarray, model: np.ndarray) -> floa
 
 @njit(cache=True, error_model="numpy")
 def initial_belief(first_od: float, model: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
-    """Prior factor from the first sample: ℓ₀ = ln(OD₀/a) with the sample's and the blank's uncertainty,
-    var ℓ₀ = (2 σ_OD/OD₀)² + (σ_b0/OD₀)²; μ ~ N(0, σ_μ0²), b ~ N(0, σ_b0²), d ~ N(0, σ_d0²)."""
-    level = max(first_od if math.isfinite(first_od) else 0.1, 2.0 * model[SIGMA_ABS])
+    """Prior factor from the first sample: ℓ₀ = ln X(OD₀ − c0) through the calibration curve, with the
+    sample's and the blank's uncertainty, var ℓ₀ = (2 σ_OD/OD₀)² + (σ_b0/OD₀)² (OD₀ net of c0);
+    μ ~ N(0, σ_μ0²), b ~ N(c0, σ_b0²), d ~ N(0, σ_d0²)."""
+    reading = first_od - model[C_INTERCEPT] if math.isfinite(first_od) else 0.1
+    level = max(reading, 2.0 * model[SIGMA_ABS])
     mean[:] = 0.0
-    mean[LOG_BIOMASS] = math.log(level / model[A_SLOPE])
+    mean[LOG_BIOMASS] = math.log(biomass_from_signal(level, model))
+    mean[BASELINE] = model[C_INTERCEPT]
     relative_sd = math.sqrt(model[SIGMA_ABS] ** 2 + (model[SIGMA_REL] * level) ** 2) / level
     cov[:, :] = 0.0
     cov[LOG_BIOMASS, LOG_BIOMASS] = (2.0 * relative_sd) ** 2 + (model[BASE0_SD] / level) ** 2
@@ -263,7 +292,7 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
             # The level moved for real (an unannounced harvest or dilution): restart ℓ from this sample,
             # ln((OD − b)/a) with the sample's own uncertainty, keep μ and b, and take the sample.
             level = max(value - predicted_mean[stored, BASELINE], 10.0 * model[SIGMA_ABS])
-            predicted_mean[stored, LOG_BIOMASS] = math.log(level / model[A_SLOPE])
+            predicted_mean[stored, LOG_BIOMASS] = math.log(biomass_from_signal(level, model))
             for i in range(n):
                 predicted_cov[stored, LOG_BIOMASS, i] = 0.0
                 predicted_cov[stored, i, LOG_BIOMASS] = 0.0

@@ -124,6 +124,43 @@ def calibrate(
     console.print(f"stored {path}")
 
 
+sensors_app = typer.Typer(help="What each sensor contributes, and which are redundant or faulty.",
+                          no_args_is_help=True)  # fmt: skip
+app.add_typer(sensors_app, name="sensors")
+
+
+@sensors_app.command("report")
+def sensors_report(
+    telemetry: Path = typer.Argument(..., help="long-format telemetry (unit_id, time, sensor, value), CSV or Parquet"),
+    events: Path | None = typer.Option(None, "--events", help="events file; harvests with a known fraction"),
+    strain: str = typer.Option("chlorella_vulgaris", help="strain name: calibration slopes"),
+    unit: str | None = typer.Option(None, help="one unit (default: all)"),
+    start_h: float | None = typer.Option(None, "--from-h", help="window start, hours after the unit's first sample"),
+    end_h: float | None = typer.Option(None, "--to-h", help="window end, hours after the unit's first sample"),
+) -> None:
+    """Rank each unit's sensors by what the biomass and growth-rate estimate loses without them."""
+    from rich.table import Table
+
+    from algaflow.cli.sensors import report_file, report_table
+
+    try:
+        reports = report_file(telemetry, events, strain, unit, start_h, end_h)
+    except (ValueError, KeyError) as error:
+        _fail(str(error))
+        return
+    for name, rows in reports.items():
+        table = report_table(rows)
+        view = Table(title=f"{name}: sensors ranked by what the estimate loses without them")
+        for column in table.columns:
+            view.add_column(column, justify="left" if column in ("sensor", "status") else "right")
+        for record in table.itertuples(index=False):
+            cells = [record[0], f"{record[1]:,}", f"{record[2]:.0%}", f"{record[3]:.0%}", f"{record[4]:.1%}",
+                     "—" if record[5] != record[5] else f"{record[5]:.3f}", f"{record[6]:+.0%}", f"{record[7]:+.0%}",
+                     record[8]]  # fmt: skip
+            view.add_row(*[c.replace("+inf%", "all") for c in cells])
+        Console(width=max(console.width, 150)).print(view)
+
+
 @app.command()
 def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="folder for the report")) -> None:
     """30-day simulation of a small fleet of every shipped strain; prints tables, saves figures."""

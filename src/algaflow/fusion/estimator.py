@@ -15,7 +15,14 @@ import numpy as np
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_biomass
-from algaflow.fusion.growth import FLAG_NAMES, GrowthModel, dilution_before_samples, filter_growth, smooth_growth
+from algaflow.fusion.growth import (
+    FLAG_NAMES,
+    GrowthModel,
+    dilution_before_samples,
+    filter_growth,
+    smooth_growth,
+)
+from algaflow.fusion.sensor_health import stuck_samples
 
 BIOMASS_SENSORS = ("od750", "od680", "turbidity_tank", "turbidity_tube")
 
@@ -69,23 +76,29 @@ class UnitEstimates:
     growth_rate_sd: np.ndarray
     co2_captured_g: np.ndarray
     co2_captured_sd: np.ndarray
-    flags: np.ndarray  # names from fusion.growth.FLAG_NAMES
+    flags: np.ndarray  # names from fusion.growth.FLAG_NAMES, or "stuck" (fusion.sensor_health)
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
                   strain: Strain, volume_l: float, smooth: bool = False,
-                  calibrations: dict[str, BiomassCalibration] | None = None) -> UnitEstimates:  # fmt: skip
+                  calibrations: dict[str, BiomassCalibration] | None = None,
+                  candidates: tuple[str, ...] = BIOMASS_SENSORS) -> UnitEstimates:  # fmt: skip
     """``readings``: sensor → values at ``times_h`` (NaN where that sensor has no sample).
     ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it.
     ``calibrations``: fitted curves by sensor, used instead of the strain's slope; the uncertainty of
-    their slope and curvature, common to all samples, is added to var ln X at the output."""
+    their slope and curvature, common to all samples, is added to var ln X at the output.
+    ``candidates``: the biomass sensors it may use, in order of preference (the first with data is used)."""
     calibrations = calibrations or {}
-    sensor = next((s for s in BIOMASS_SENSORS if s in readings and np.isfinite(readings[s]).any()), None)
+    sensor = next((s for s in candidates if s in readings and np.isfinite(readings[s]).any()), None)
     if sensor is None:
-        raise ValueError(f"no biomass sensor with data; fusing needs one of {', '.join(BIOMASS_SENSORS)}")
+        raise ValueError(f"no biomass sensor with data; fusing needs one of {', '.join(candidates)}")
     values = np.asarray(readings[sensor], dtype=float)
     sampled = ~np.isnan(values)
     times, values = np.asarray(times_h, dtype=float)[sampled], values[sampled]
+    spec = SENSORS[sensor]
+    stuck = stuck_samples(values, spec.noise_sd, spec.resolution)
+    if stuck is not None:
+        values = np.where(stuck, np.nan, values)  # a stuck reading says nothing: the chain predicts through it
     dilution = dilution_before_samples(times, [t for t, _ in harvests], [f for _, f in harvests])
     calibration = calibrations.get(sensor)
     model = sensor_growth_model(sensor, strain, calibration=calibration)
@@ -101,4 +114,6 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     biomass_sd = biomass * np.sqrt(log_variance)
     co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
     flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
+    if stuck is not None:
+        flags[stuck] = "stuck"
     return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags)

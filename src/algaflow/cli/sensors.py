@@ -1,0 +1,50 @@
+"""``algaflow sensors report``: each sensor's worth to the biomass and growth-rate estimate, per unit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from algaflow.catalog import SENSORS, load_strain
+from algaflow.cli.fuse import EVENT_COLUMNS, TELEMETRY_COLUMNS, _harvests, read_table
+from algaflow.fusion.sensor_information import SensorReportRow, sensor_report
+
+
+def report_file(telemetry_path: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
+                unit: str | None = None, start_h: float | None = None,
+                end_h: float | None = None) -> dict[str, list[SensorReportRow]]:  # fmt: skip
+    """Sensor report per unit over hours [start_h, end_h) from each unit's first sample."""
+    strain = load_strain(strain_name)
+    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
+    unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
+    if unknown:
+        raise ValueError(f"telemetry names unknown sensor(s) {', '.join(unknown)}; "
+                         f"the catalog has {', '.join(SENSORS)}")
+    events = read_table(events_path, EVENT_COLUMNS, "events") if events_path is not None else None
+    if unit is not None:
+        if unit not in set(telemetry["unit_id"]):
+            raise ValueError(f"unit {unit!r} is not in {telemetry_path}")
+        telemetry = telemetry[telemetry["unit_id"] == unit]
+    reports = {}
+    for name, rows in telemetry.dropna(subset=["time"]).groupby("unit_id", sort=True):
+        origin = rows["time"].min()
+        hours = (rows["time"] - origin).dt.total_seconds() / 3600.0
+        inside = (hours >= (start_h or 0.0)) & (hours < (end_h if end_h is not None else np.inf))
+        rows = rows[inside]
+        if rows.empty:
+            raise ValueError(f"unit {name}: no samples in the window")
+        readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
+        times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
+        reports[name] = sensor_report(times_h, {s: readings[s].to_numpy() for s in readings.columns},
+                                      _harvests(events, name, origin), strain)  # fmt: skip
+    return reports
+
+
+def report_table(rows: list[SensorReportRow]) -> pd.DataFrame:
+    return pd.DataFrame([{
+        "sensor": r.sensor, "samples": r.samples, "missing": r.missing_fraction, "stuck": r.stuck_fraction,
+        "flagged": r.flagged_fraction, "mu sd alone (1/d)": r.growth_rate_sd_alone * 24,
+        "X loss if removed": r.biomass_loss_if_removed, "mu loss if removed": r.growth_rate_loss_if_removed,
+        "status": r.status} for r in rows])  # fmt: skip

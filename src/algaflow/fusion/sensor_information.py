@@ -1,0 +1,150 @@
+"""What each sensor of a unit contributes, over a time window: information, redundancy, disagreement.
+
+Information: the growth chain run on each biomass sensor s alone gives posterior variances of ln X and μ;
+what a sensor is worth is what the estimate loses without it,
+
+    loss_s = sd(μ | sensors without s) / sd(μ | all sensors) − 1     (and the same for ln X)
+
+with "all sensors" the estimator as `algaflow fuse` runs it (the first biomass sensor with data, in
+``BIOMASS_SENSORS`` order, is used); the other biomass sensors are redundant to it.
+Sensors of other quantities do not enter the biomass chain; they are reported with zero information.
+
+Disagreement: a biomass sensor drifts against the rest when the difference of its calibrated reading to
+the others' moves between the window's first and last quarter by more than both its noise and a
+calibration slope error of a few percent (:func:`_disagreeing_biomass`; with two sensors both are
+flagged: either may be wrong). The two temperature probes (tank and tube; the loop mixes fast, so they
+read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
+pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs are counted by
+fusion.sensor_health; gaps as the share of expected samples missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from algaflow.catalog import SENSORS, Strain
+from algaflow.fusion.calibration import BiomassCalibration
+from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, calibration_slope, estimate_unit
+from algaflow.fusion.sensor_health import stuck_samples
+
+DISAGREE_Z = 3.0
+PAIR_DISAGREE_SD = 5.0
+PAIRS = (("temp_tank", "temp_tube"),)
+
+
+@dataclass(slots=True)
+class SensorReportRow:
+    """One sensor of one unit over the window."""
+
+    sensor: str
+    samples: int
+    missing_fraction: float  # of the samples its period promises over the window
+    stuck_fraction: float
+    flagged_fraction: float  # samples the chain rejected, downweighted or found invalid (biomass sensors)
+    growth_rate_sd_alone: float  # median sd of μ from this sensor alone (1/h); NaN if not a biomass sensor
+    biomass_loss_if_removed: float  # relative growth of sd(ln X) without it
+    growth_rate_loss_if_removed: float
+    status: str  # used, redundant, disagrees, stuck, silent, not in the biomass chain
+
+
+def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
+                  strain: Strain, volume_l: float = 80.0,
+                  calibrations: dict[str, BiomassCalibration] | None = None) -> list[SensorReportRow]:  # fmt: skip
+    """Rank a unit's sensors by what the biomass and growth-rate estimate would lose without them."""
+    times_h = np.asarray(times_h, dtype=float)
+    span_h = float(np.nanmax(times_h) - np.nanmin(times_h)) if times_h.size else 0.0
+    present = [s for s in BIOMASS_SENSORS if s in readings and np.isfinite(readings[s]).any()]
+    alone = {s: estimate_unit(times_h, readings, harvests, strain, volume_l, calibrations=calibrations,
+                              candidates=(s,)) for s in present}  # fmt: skip
+    full = _uncertainty(alone[present[0]]) if present else (np.nan, np.nan)
+    rows = []
+    for name, values in readings.items():
+        values = np.asarray(values, dtype=float)
+        spec = SENSORS[name]
+        samples = int(np.isfinite(values).sum())
+        expected = max(span_h * 3600.0 / spec.period_s, 1.0)
+        stuck = stuck_samples(values[np.isfinite(values)], spec.noise_sd, spec.resolution)
+        stuck_fraction = float(stuck.mean()) if stuck is not None and stuck.size else 0.0
+        row = SensorReportRow(name, samples, float(max(0.0, 1.0 - samples / expected)), stuck_fraction, 0.0,
+                              np.nan, 0.0, 0.0, "not in the biomass chain")  # fmt: skip
+        if name in alone:
+            estimates = alone[name]
+            row.flagged_fraction = float(np.isin(estimates.flags, ("rejected_outlier", "downweighted",
+                                                                   "invalid_value", "level_jump")).mean())
+            row.growth_rate_sd_alone = _uncertainty(estimates)[1]
+            rest = [s for s in present if s != name]
+            without = _uncertainty(alone[rest[0]]) if rest else (np.inf, np.inf)
+            row.biomass_loss_if_removed = without[0] / full[0] - 1.0
+            row.growth_rate_loss_if_removed = without[1] / full[1] - 1.0
+            row.status = "used" if name == present[0] else "redundant"
+        if samples == 0:
+            row.status = "silent"
+        elif stuck_fraction > 0.5:
+            row.status = "stuck"
+        rows.append(row)
+    by_name = {row.sensor: row for row in rows}
+    for name in _disagreeing_biomass(times_h, readings, present, strain, calibrations or {}):
+        by_name[name].status = "disagrees"
+    for pair in PAIRS:
+        if all(s in readings for s in pair) and _pair_disagrees(times_h, readings[pair[0]], readings[pair[1]], pair[0]):
+            for name in pair:
+                by_name[name].status = "disagrees"
+    return sorted(rows, key=lambda r: (-r.growth_rate_loss_if_removed, -r.biomass_loss_if_removed, r.sensor))
+
+
+def _uncertainty(estimates: UnitEstimates) -> tuple[float, float]:
+    """Median posterior sd of ln X and of μ over the window's settled part (after its first tenth)."""
+    settled = slice(estimates.times_h.size // 10, None)
+    relative = estimates.biomass_sd[settled] / estimates.biomass_g_per_l[settled]
+    return float(np.median(relative)), float(np.median(estimates.growth_rate_sd[settled]))
+
+
+def _disagreeing_biomass(times_h: np.ndarray, readings: dict[str, np.ndarray], sensors: list[str],
+                         strain: Strain, calibrations: dict[str, BiomassCalibration]) -> list[str]:  # fmt: skip
+    """Biomass sensors whose readings move against the others over the window (module doc).
+
+    On each sensor's samples (stuck stretches left out), the calibrated difference to the median of the
+    others, D = X̂_s − X̂_rest with X̂ = (reading − c0)/c1; its change between the window's first and last
+    quarter, ΔD = median(D_last) − median(D_first), with se from the quarters' MAD. Flagged when
+    |ΔD| > max(5 se, 5 % of the mean X̂): a shift that is neither noise nor a calibration slope error of a
+    few percent."""
+    if len(sensors) < 2:
+        return []
+    calibrated = {}
+    for name in sensors:
+        values = np.asarray(readings[name], dtype=float)
+        kept = np.isfinite(values)
+        stuck = stuck_samples(values, SENSORS[name].noise_sd, SENSORS[name].resolution)
+        if stuck is not None:
+            kept &= ~stuck  # a stuck stretch is its own fault, not a drift
+        curve = calibrations.get(name)
+        intercept, slope = (curve.intercept, curve.slope) if curve else (0.0, calibration_slope(name, strain))
+        calibrated[name] = (times_h[kept], (values[kept] - intercept) / slope)
+    flagged = []
+    for name in sensors:
+        times, own = calibrated[name]
+        if times.size < 40:
+            continue
+        rest = np.median([np.interp(times, *calibrated[s]) for s in sensors if s != name], axis=0)
+        difference = own - rest
+        quarter = times.size // 4
+        first, last = difference[:quarter], difference[-quarter:]
+        change = np.median(last) - np.median(first)
+        spread = 1.4826 * np.hypot(np.median(np.abs(first - np.median(first))),
+                                   np.median(np.abs(last - np.median(last))))  # fmt: skip
+        standard_error = 1.2533 * spread / np.sqrt(quarter)  # sd of a median of n normal samples
+        if abs(change) > max(5.0 * standard_error, 0.05 * np.mean(np.abs(own))):
+            flagged.append(name)
+    return list(sensors) if flagged and len(sensors) == 2 else flagged  # two: either may be the wrong one
+
+
+def _pair_disagrees(times_h: np.ndarray, first: np.ndarray, second: np.ndarray, name: str) -> bool:
+    """Median of first − second (second interpolated to first's samples) beyond 5 √2 noise sd."""
+    first_kept, second_kept = np.isfinite(first), np.isfinite(second)
+    if first_kept.sum() < 10 or second_kept.sum() < 10:
+        return False
+    other = np.interp(times_h[first_kept], times_h[second_kept], np.asarray(second)[second_kept])
+    difference = np.median(np.asarray(first)[first_kept] - other)
+    return bool(abs(difference) > PAIR_DISAGREE_SD * np.sqrt(2.0) * max(SENSORS[name].noise_sd, 1e-9))

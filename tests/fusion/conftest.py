@@ -1,0 +1,57 @@
+"""A simulated unit with sensor faults, shared by the sensor health and sensor information tests."""
+
+import pytest
+from typer.testing import CliRunner
+
+from algaflow.cli.main import app
+
+FAULTS = """
+name = "faults"
+strain = "chlorella_vulgaris"
+days = 1.5
+units = 1
+seed = 3
+[initial]
+biomass_g_per_l = 0.3
+[sensors]
+include = ["od750", "turbidity_tank", "temp_tank", "temp_tube"]
+period_s = {od750 = 60, turbidity_tank = 60}
+[[faults]]
+sensor = "od750"
+kind = "stuck"
+start_h = 10.0
+end_h = 14.0
+[[faults]]
+sensor = "od750"
+kind = "spikes"
+start_h = 16.0
+end_h = 18.0
+magnitude = 0.3
+[[faults]]
+sensor = "od750"
+kind = "dropout"
+start_h = 18.0
+end_h = 22.0
+magnitude = 0.3
+[[faults]]
+sensor = "od750"
+kind = "drift"
+start_h = 24.0
+end_h = 36.0
+magnitude = 0.2
+[[faults]]
+sensor = "temp_tube"
+kind = "bias"
+start_h = 0.0
+end_h = 36.0
+magnitude = 1.5
+"""
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("faults")
+    (folder / "faults.toml").write_text(FAULTS)
+    result = CliRunner().invoke(app, ["simulate", "--scenario", str(folder / "faults.toml"), "--out", str(folder)])
+    assert result.exit_code == 0, result.output
+    return folder

@@ -34,6 +34,8 @@ def test_fuse_recovers_biomass_and_co2_of_a_simulated_run(simulated, tmp_path, s
     assert result.exit_code == 0, result.output
     estimates = pd.read_csv(out, parse_dates=["time"])
     assert list(estimates.columns[:8]) == ESTIMATE_COLUMNS
+    assert estimates["harvest_fraction"].between(0.0, 0.9).all()
+    assert (estimates["harvest_forecast_h"] >= 0).all()
     truth = pd.read_parquet(simulated / "truth.parquet")
     for unit, rows in estimates.groupby("unit_id"):
         unit_truth = truth[truth["unit_id"] == unit].set_index("time").sort_index()

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS, load_strain
-from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready
+from algaflow.control.harvest import (
+    HarvestPolicy,
+    growth_stopped_probability,
+    harvest_ready,
+    hours_until_growth_stops,
+    recommended_fraction,
+)
 from algaflow.fusion.calibration import BiomassCalibration, load_calibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit
 
@@ -94,6 +100,9 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
             "growth_rate_per_h": estimates.growth_rate_per_h, "growth_rate_sd": estimates.growth_rate_sd,
             "co2_captured_g": estimates.co2_captured_g, "harvest_ready": ready,
             "co2_captured_sd": estimates.co2_captured_sd, "harvest_probability": probability,
+            "harvest_forecast_h": hours_until_growth_stops(estimates.times_h, estimates.growth_rate_per_h,
+                                                           policy.growth_threshold_per_h),
+            "harvest_fraction": recommended_fraction(estimates.biomass_g_per_l, estimates.growth_rate_per_h),
             "sensor": estimates.sensor, "sample_flag": estimates.flags,
         }))  # fmt: skip
         if progress is not None:

@@ -43,7 +43,8 @@ def read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
     return table
 
 
-def _harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> list[tuple[float, float]]:
+def unit_harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> list[tuple[float, float]]:
+    """(hours after ``origin``, fraction) of the unit's harvest and dilution events with a known fraction."""
     if events is None:
         return []
     rows = events[(events["unit_id"] == unit) & events["kind"].isin(["harvest", "dilution"])]
@@ -88,8 +89,9 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         origin = rows["time"].dropna().min()
         readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
         times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
-        estimates = estimate_unit(times_h, {s: readings[s].to_numpy() for s in readings.columns},
-                                  _harvests(events, unit, origin), strain, volume_l, smooth, calibrations)  # fmt: skip
+        harvests = unit_harvests(events, unit, origin)
+        estimates = estimate_unit(times_h, {s: readings[s].to_numpy() for s in readings.columns}, harvests, strain,
+                                  volume_l, smooth, calibrations)  # fmt: skip
         probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
                                                  policy.growth_threshold_per_h)  # fmt: skip
         ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS, load_strain
-from algaflow.cli.fuse import EVENT_COLUMNS, TELEMETRY_COLUMNS, _harvests, read_table
+from algaflow.cli.fuse import EVENT_COLUMNS, TELEMETRY_COLUMNS, read_table, unit_harvests
 from algaflow.fusion.sensor_information import SensorReportRow, sensor_report
 
 
@@ -38,7 +38,7 @@ def report_file(telemetry_path: Path, events_path: Path | None = None, strain_na
         readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
         times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
         reports[name] = sensor_report(times_h, {s: readings[s].to_numpy() for s in readings.columns},
-                                      _harvests(events, name, origin), strain)  # fmt: skip
+                                      unit_harvests(events, name, origin), strain)  # fmt: skip
     return reports
 
 

@@ -14,8 +14,8 @@ the others' moves between the window's first and last quarter by more than both 
 calibration slope error of a few percent (:func:`_disagreeing_biomass`; with two sensors both are
 flagged: either may be wrong). The two temperature probes (tank and tube; the loop mixes fast, so they
 read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
-pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs are counted by
-fusion.sensor_health; gaps as the share of expected samples missing.
+pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs
+are counted by fusion.sensor_health; gaps as the share of expected samples missing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, calibration_slope, estimate_unit
 from algaflow.fusion.sensor_health import stuck_samples
 
-DISAGREE_Z = 3.0
 PAIR_DISAGREE_SD = 5.0
 PAIRS = (("temp_tank", "temp_tube"),)
 

@@ -43,6 +43,26 @@ def read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
     return table
 
 
+def read_telemetry(telemetry_path: Path, events_path: Path | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Telemetry (every sensor name checked against the catalog) and, if given, events."""
+    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
+    unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
+    if unknown:
+        raise ValueError(f"telemetry names unknown sensor(s) {', '.join(unknown)}; "
+                         f"the catalog has {', '.join(SENSORS)}")
+    events = read_table(events_path, EVENT_COLUMNS, "events") if events_path is not None else None
+    return telemetry, events
+
+
+def unit_readings(rows: pd.DataFrame, origin: pd.Timestamp) -> tuple[pd.DatetimeIndex, np.ndarray,
+                                                                       dict[str, np.ndarray]]:  # fmt: skip
+    """One unit's long rows as sample times, hours after ``origin`` and sensor → values (NaN where a sensor
+    has no sample at that time; the last of duplicate (time, sensor) rows wins)."""
+    table = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
+    times_h = ((table.index - origin).total_seconds() / 3600.0).to_numpy()
+    return table.index, times_h, {sensor: table[sensor].to_numpy() for sensor in table.columns}
+
+
 def unit_harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> list[tuple[float, float]]:
     """(hours after ``origin``, fraction) of the unit's harvest and dilution events with a known fraction."""
     if events is None:
@@ -76,28 +96,21 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
             raise ValueError(f"{path} was fitted for {calibration.strain}, not {strain.name}")
         calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
-    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
-    unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
-    if unknown:
-        raise ValueError(f"telemetry names unknown sensor(s) {', '.join(unknown)}; "
-                         f"the catalog has {', '.join(SENSORS)}")
-    events = read_table(events_path, EVENT_COLUMNS, "events") if events_path is not None else None
+    telemetry, events = read_telemetry(telemetry_path, events_path)
     biomass = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS)]
     frames = []
     for unit, rows in biomass.groupby("unit_id", sort=True):
         rows = rows.sort_values("time", kind="stable")
         origin = rows["time"].dropna().min()
-        readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
-        times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
-        harvests = unit_harvests(events, unit, origin)
-        estimates = estimate_unit(times_h, {s: readings[s].to_numpy() for s in readings.columns}, harvests, strain,
-                                  volume_l, smooth, calibrations)  # fmt: skip
+        sample_times, times_h, readings = unit_readings(rows, origin)
+        estimates = estimate_unit(times_h, readings, unit_harvests(events, unit, origin), strain, volume_l, smooth,
+                                  calibrations)  # fmt: skip
         probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
                                                  policy.growth_threshold_per_h)  # fmt: skip
         ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]
         index = np.searchsorted(times_h, estimates.times_h)
         frames.append(pd.DataFrame({
-            "unit_id": unit, "time": readings.index[index],
+            "unit_id": unit, "time": sample_times[index],
             "biomass_g_per_l": estimates.biomass_g_per_l, "biomass_sd": estimates.biomass_sd,
             "growth_rate_per_h": estimates.growth_rate_per_h, "growth_rate_sd": estimates.growth_rate_sd,
             "co2_captured_g": estimates.co2_captured_g, "harvest_ready": ready,

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algaflow.catalog import SENSORS, load_strain
-from algaflow.cli.fuse import EVENT_COLUMNS, TELEMETRY_COLUMNS, read_table, unit_harvests
+from algaflow.catalog import load_strain
+from algaflow.cli.fuse import read_telemetry, unit_harvests, unit_readings
 from algaflow.fusion.sensor_information import SensorReportRow, sensor_report
 
 
@@ -17,12 +17,7 @@ def report_file(telemetry_path: Path, events_path: Path | None = None, strain_na
                 end_h: float | None = None) -> dict[str, list[SensorReportRow]]:  # fmt: skip
     """Sensor report per unit over hours [start_h, end_h) from each unit's first sample."""
     strain = load_strain(strain_name)
-    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
-    unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
-    if unknown:
-        raise ValueError(f"telemetry names unknown sensor(s) {', '.join(unknown)}; "
-                         f"the catalog has {', '.join(SENSORS)}")
-    events = read_table(events_path, EVENT_COLUMNS, "events") if events_path is not None else None
+    telemetry, events = read_telemetry(telemetry_path, events_path)
     if unit is not None:
         if unit not in set(telemetry["unit_id"]):
             raise ValueError(f"unit {unit!r} is not in {telemetry_path}")
@@ -35,10 +30,8 @@ def report_file(telemetry_path: Path, events_path: Path | None = None, strain_na
         rows = rows[inside]
         if rows.empty:
             raise ValueError(f"unit {name}: no samples in the window")
-        readings = rows.pivot_table(index="time", columns="sensor", values="value", aggfunc="last")
-        times_h = ((readings.index - origin).total_seconds() / 3600.0).to_numpy()
-        reports[name] = sensor_report(times_h, {s: readings[s].to_numpy() for s in readings.columns},
-                                      unit_harvests(events, name, origin), strain)  # fmt: skip
+        _, times_h, readings = unit_readings(rows, origin)
+        reports[name] = sensor_report(times_h, readings, unit_harvests(events, name, origin), strain)
     return reports
 
 

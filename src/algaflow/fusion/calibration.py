@@ -67,13 +67,6 @@ class BiomassCalibration:
         x = np.asarray(dry_weight_g_per_l, dtype=float)
         return self.intercept + self.slope * x + self.curvature * x**2
 
-    def reading_sd(self, dry_weight_g_per_l: np.ndarray) -> np.ndarray:
-        """Sd of the curve at X from the parameter uncertainty: √(φᵀ Σ_c φ), φ = (1, X, X²)."""
-        x = np.asarray(dry_weight_g_per_l, dtype=float)
-        basis = np.stack([x**j for j in range(len(self.coefficients))], axis=-1)
-        covariance = np.asarray(self.covariance)
-        return np.sqrt(np.einsum("...i,ij,...j->...", basis, covariance, basis))
-
     def dry_weight(self, reading: np.ndarray) -> np.ndarray:
         """Invert the curve: the root X ≥ 0 of c1 X + c2 X² = reading − c0 (NaN where none is real)."""
         signal = np.asarray(reading, dtype=float) - self.intercept

@@ -31,9 +31,9 @@ def stuck_samples(values: np.ndarray, noise_sd: float, resolution: float, run: i
     present = values[finite]
     tolerance = 0.5 * resolution if resolution > 0 else 0.0
     repeats = np.abs(np.diff(present)) <= tolerance
-    length = np.zeros(present.size, dtype=np.int64)  # equal readings in a row ending at each sample
-    length[0] = 1
-    for k in range(1, present.size):
-        length[k] = length[k - 1] + 1 if repeats[k - 1] else 1
+    # Equal readings in a row ending at each sample: position minus the start of its run, plus one.
+    position = np.arange(present.size)
+    run_start = np.maximum.accumulate(np.where(np.r_[True, ~repeats], position, 0))
+    length = position - run_start + 1
     flags[finite[length >= run]] = True
     return flags

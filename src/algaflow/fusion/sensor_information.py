@@ -26,7 +26,7 @@ import numpy as np
 
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, calibration_slope, estimate_unit
+from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, estimate_unit, sensor_growth_model
 from algaflow.fusion.sensor_health import stuck_samples
 
 PAIR_DISAGREE_SD = 5.0
@@ -118,9 +118,8 @@ def _disagreeing_biomass(times_h: np.ndarray, readings: dict[str, np.ndarray], s
         stuck = stuck_samples(values, SENSORS[name].noise_sd, SENSORS[name].resolution)
         if stuck is not None:
             kept &= ~stuck  # a stuck stretch is its own fault, not a drift
-        curve = calibrations.get(name)
-        intercept, slope = (curve.intercept, curve.slope) if curve else (0.0, calibration_slope(name, strain))
-        calibrated[name] = (times_h[kept], (values[kept] - intercept) / slope)
+        factor = sensor_growth_model(name, strain, calibration=calibrations.get(name))
+        calibrated[name] = (times_h[kept], (values[kept] - factor.od_intercept) / factor.od_per_g_per_l)
     flagged = []
     for name in sensors:
         times, own = calibrated[name]

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from algaflow.fusion.gaussian import FAST_FINITE_SAFE, SmootherResult, backward_pass, update_scalar
+from algaflow.fusion.gaussian import FAST_FINITE_SAFE, SmootherResult, backward_pass
 
 STATE_NAMES = ("log_biomass", "growth_rate_per_h", "od_baseline", "od_drift_per_h")
 LOG_BIOMASS, GROWTH_RATE, BASELINE, DRIFT = range(4)
@@ -178,6 +178,42 @@ def od_measurement_factor(mean: np.ndarray, cov: np.ndarray, od: float, model: n
     return predicted
 
 
+@njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
+def od_innovation_variance(prior_cov: np.ndarray, slope: float, noise_variance: float) -> float:
+    """s = H P⁻ Hᵀ + R for H = [h, 0, 1, 0]: h² P_ℓℓ + 2 h P_ℓb + P_bb + R."""
+    return (noise_variance + slope * slope * prior_cov[LOG_BIOMASS, LOG_BIOMASS]
+            + 2.0 * slope * prior_cov[LOG_BIOMASS, BASELINE] + prior_cov[BASELINE, BASELINE])
+
+
+@njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
+def od_update(prior_mean: np.ndarray, prior_cov: np.ndarray, slope: float, innovation: float,
+              innovation_variance: float, out_mean: np.ndarray, out_cov: np.ndarray) -> None:
+    """The OD factor's update with H = [h, 0, 1, 0] written out (the scalar Kalman update of
+    :func:`algaflow.fusion.gaussian.update_scalar` without its zero products):
+
+        v = P⁻ Hᵀ = h P⁻_{:,ℓ} + P⁻_{:,b},   m = m⁻ + v ν / s,   P = P⁻ − v vᵀ / s
+    """
+    n = N_GROWTH_STATE
+    v0 = slope * prior_cov[0, LOG_BIOMASS] + prior_cov[0, BASELINE]
+    v1 = slope * prior_cov[1, LOG_BIOMASS] + prior_cov[1, BASELINE]
+    v2 = slope * prior_cov[2, LOG_BIOMASS] + prior_cov[2, BASELINE]
+    v3 = slope * prior_cov[3, LOG_BIOMASS] + prior_cov[3, BASELINE]
+    scaled = innovation / innovation_variance
+    out_mean[0] = prior_mean[0] + v0 * scaled
+    out_mean[1] = prior_mean[1] + v1 * scaled
+    out_mean[2] = prior_mean[2] + v2 * scaled
+    out_mean[3] = prior_mean[3] + v3 * scaled
+    inverse = 1.0 / innovation_variance
+    w0, w1, w2, w3 = v0 * inverse, v1 * inverse, v2 * inverse, v3 * inverse
+    v = (v0, v1, v2, v3)
+    w = (w0, w1, w2, w3)
+    for i in range(n):
+        for j in range(i, n):
+            value = prior_cov[i, j] - v[i] * w[j]
+            out_cov[i, j] = value
+            out_cov[j, i] = value
+
+
 @njit(cache=True, error_model="numpy")
 def biomass_from_signal(signal: float, model: np.ndarray) -> float:
     """Invert the calibration curve: X ≥ 0 with a X + c X² = signal (OD minus intercept and baseline),
@@ -231,7 +267,6 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
     transition = np.empty((n, n))
     noise = np.empty((n, n))
     observation = np.empty((1, n))
-    work = np.empty(n)
     measurement_noise = np.empty((1, 1))
     measurement = np.empty(1)
     prior_mean = np.zeros(n)
@@ -264,53 +299,53 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
         predict_growth(previous_mean, previous_cov, dt, noise, predicted_mean[stored], predicted_cov[stored])
         predicted_mean[stored, LOG_BIOMASS] += shift
         transitions[stored] = transition
-        mean[k] = predicted_mean[stored]
-        cov[k] = predicted_cov[stored]
-        if flags[k] == TIME_NOT_INCREASING:
-            continue
+        prior_at_k, prior_cov_at_k = predicted_mean[stored], predicted_cov[stored]
         value = od[k]
-        if math.isnan(value):
-            flags[k] = MISSING
+        if flags[k] != TIME_NOT_INCREASING:
+            if math.isnan(value):
+                flags[k] = MISSING
+            elif not math.isfinite(value) or value < model[OD_MIN] or value > model[OD_MAX]:
+                flags[k] = INVALID
+        if flags[k] != -1:  # no factor at this step: the belief is the prediction
+            mean[k] = prior_at_k
+            cov[k] = prior_cov_at_k
             continue
-        if not math.isfinite(value) or value < model[OD_MIN] or value > model[OD_MAX]:
-            flags[k] = INVALID
-            continue
-        predicted_od = od_measurement_factor(predicted_mean[stored], predicted_cov[stored], value, model, observation,
+        predicted_od = od_measurement_factor(prior_at_k, prior_cov_at_k, value, model, observation,
                                              measurement_noise, measurement)
-        # s = H P⁻ Hᵀ + R with H = [h, 0, 1, 0]: h² P_ℓℓ + 2 h P_ℓb + P_bb + R; innovation y − h(m⁻).
         slope = observation[0, LOG_BIOMASS]
-        prior = predicted_cov[stored]
-        innovation_variance = (measurement_noise[0, 0] + slope * slope * prior[LOG_BIOMASS, LOG_BIOMASS]
-                               + 2.0 * slope * prior[LOG_BIOMASS, BASELINE] + prior[BASELINE, BASELINE])
-        standardised = (value - predicted_od) / math.sqrt(innovation_variance)
+        innovation_variance = od_innovation_variance(prior_cov_at_k, slope, measurement_noise[0, 0])
+        innovation = value - predicted_od
+        standardised = innovation / math.sqrt(innovation_variance)
         if abs(standardised) > model[GATE]:
             rejected_run[run_length % rejected_run.shape[0]] = standardised
             run_length += 1
             if run_length < confirmations or not _consistent(rejected_run):
                 flags[k] = REJECTED
+                mean[k] = prior_at_k
+                cov[k] = prior_cov_at_k
                 continue
             # The level moved for real (an unannounced harvest or dilution): restart ℓ from this sample,
             # ln((OD − b)/a) with the sample's own uncertainty, keep μ and b, and take the sample.
-            level = max(value - predicted_mean[stored, BASELINE], 10.0 * model[SIGMA_ABS])
-            predicted_mean[stored, LOG_BIOMASS] = math.log(biomass_from_signal(level, model))
+            level = max(value - prior_at_k[BASELINE], 10.0 * model[SIGMA_ABS])
+            prior_at_k[LOG_BIOMASS] = math.log(biomass_from_signal(level, model))
             for i in range(n):
-                predicted_cov[stored, LOG_BIOMASS, i] = 0.0
-                predicted_cov[stored, i, LOG_BIOMASS] = 0.0
+                prior_cov_at_k[LOG_BIOMASS, i] = 0.0
+                prior_cov_at_k[i, LOG_BIOMASS] = 0.0
             relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
-            predicted_cov[stored, LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
-            od_measurement_factor(predicted_mean[stored], predicted_cov[stored], value, model, observation,
-                                  measurement_noise, measurement)
-            update_scalar(predicted_mean[stored], predicted_cov[stored], observation[0], measurement_noise[0, 0],
-                          measurement[0], mean[k], cov[k], work)
+            prior_cov_at_k[LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
+            predicted_od = od_measurement_factor(prior_at_k, prior_cov_at_k, value, model, observation,
+                                                 measurement_noise, measurement)
+            slope = observation[0, LOG_BIOMASS]
+            od_update(prior_at_k, prior_cov_at_k, slope, value - predicted_od,
+                      od_innovation_variance(prior_cov_at_k, slope, measurement_noise[0, 0]), mean[k], cov[k])
             flags[k] = LEVEL_JUMP
             run_length = 0
             continue
         run_length = 0
-        weight = (model[DOF] + 1.0) / (model[DOF] + standardised * standardised)
-        weight = min(weight, 1.0)
-        measurement_noise[0, 0] /= weight
-        update_scalar(predicted_mean[stored], predicted_cov[stored], observation[0], measurement_noise[0, 0],
-                      measurement[0], mean[k], cov[k], work)
+        # Student-t factor: R → R / w, w = (ν + 1)/(ν + r²) ≤ 1, so s grows by R (1/w − 1).
+        weight = min((model[DOF] + 1.0) / (model[DOF] + standardised * standardised), 1.0)
+        innovation_variance += measurement_noise[0, 0] * (1.0 / weight - 1.0)
+        od_update(prior_at_k, prior_cov_at_k, slope, innovation, innovation_variance, mean[k], cov[k])
         flags[k] = DOWNWEIGHTED if weight < 0.5 else USED
 
 

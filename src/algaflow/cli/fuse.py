@@ -19,6 +19,7 @@ from algaflow.control.harvest import (
 )
 from algaflow.fusion.calibration import BiomassCalibration, load_calibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit
+from algaflow.fusion.gas_balance import GAS_SENSORS, STORAGE_SENSORS
 
 TELEMETRY_COLUMNS = ("unit_id", "time", "sensor", "value")
 EVENT_COLUMNS = ("unit_id", "time", "kind", "params")
@@ -97,9 +98,11 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
     telemetry, events = read_telemetry(telemetry_path, events_path)
-    biomass = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS)]
+    used = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS + ("temp_tank",))]
     frames = []
-    for unit, rows in biomass.groupby("unit_id", sort=True):
+    for unit, rows in used.groupby("unit_id", sort=True):
+        if not rows["sensor"].isin(BIOMASS_SENSORS).any():
+            continue
         rows = rows.sort_values("time", kind="stable")
         origin = rows["time"].dropna().min()
         sample_times, times_h, readings = unit_readings(rows, origin)
@@ -118,6 +121,8 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
             "harvest_forecast_h": hours_until_growth_stops(estimates.times_h, estimates.growth_rate_per_h,
                                                            policy.growth_threshold_per_h),
             "harvest_fraction": recommended_fraction(estimates.biomass_g_per_l, estimates.growth_rate_per_h),
+            "co2_gas_balance_g": estimates.co2_gas_balance_g, "co2_gas_balance_sd": estimates.co2_gas_balance_sd,
+            "co2_routes_z": estimates.co2_routes_z,
             "sensor": estimates.sensor, "sample_flag": estimates.flags,
         }))  # fmt: skip
         if progress is not None:

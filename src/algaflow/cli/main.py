@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 
@@ -97,9 +98,14 @@ def fuse(
     flagged = (result["sample_flag"] != "used").sum()
     console.print(f"wrote {out}: {len(result):,} estimates for {last.shape[0]} unit(s); {flagged:,} samples flagged")
     for row in last.itertuples():
+        gas = ""
+        if math.isfinite(row.co2_gas_balance_g):
+            gas = (f" (gas balance {row.co2_gas_balance_g:.0f} ± {row.co2_gas_balance_sd:.0f} g, "
+                   f"{'agrees' if abs(row.co2_routes_z) < 2 else 'disagrees'}: z {row.co2_routes_z:+.1f})")
         console.print(f"  {row.unit_id}: X {row.biomass_g_per_l:.3f} ± {row.biomass_sd:.3f} g/L, "
                       f"μ {row.growth_rate_per_h * 24:.2f} ± {row.growth_rate_sd * 24:.2f} 1/d, "
-                      f"CO2 {row.co2_captured_g:.0f} ± {row.co2_captured_sd:.0f} g, harvest ready: {row.harvest_ready}")
+                      f"CO2 {row.co2_captured_g:.0f} ± {row.co2_captured_sd:.0f} g{gas}, "
+                      f"harvest ready: {row.harvest_ready}")
 
 
 @app.command()

@@ -1,5 +1,6 @@
 """The reactor estimator from a unit's biomass sensor: sensor choice, its factor's noise and calibration,
-the growth chain (fusion.growth), CO2 from biomass (fusion.carbon).
+the growth chain (fusion.growth), CO2 from biomass (fusion.carbon) and, where the unit has the gas
+analysers and the air flow, from the gas balance (fusion.gas_balance), with the two routes' agreement.
 
 A biomass sensor reads s = a X + b + v (catalog noise sd σ, strain slope a), so any of them drives the
 same chain with (a, σ) from the strain and the catalog; the first one a unit has, in ``BIOMASS_SENSORS``
@@ -15,6 +16,7 @@ import numpy as np
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_biomass
+from algaflow.fusion.gas_balance import agreement, co2_from_gas_balance
 from algaflow.fusion.growth import (
     FLAG_NAMES,
     GrowthModel,
@@ -77,6 +79,9 @@ class UnitEstimates:
     co2_captured_g: np.ndarray
     co2_captured_sd: np.ndarray
     flags: np.ndarray  # names from fusion.growth.FLAG_NAMES, or "stuck" (fusion.sensor_health)
+    co2_gas_balance_g: np.ndarray  # NaN where the unit has no gas balance (or before its first exhaust sample)
+    co2_gas_balance_sd: np.ndarray
+    co2_routes_z: np.ndarray  # (gas − biomass) / combined sd: |z| < 2, the routes agree
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
@@ -116,4 +121,9 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
     if stuck is not None:
         flags[stuck] = "stuck"
-    return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags)
+    gas_co2 = gas_sd = np.full(times.size, np.nan)
+    balance = co2_from_gas_balance(times_h, readings, volume_l, strain.salinity, [t for t, _ in harvests])
+    if balance is not None:
+        gas_co2, gas_sd = balance.at(times)
+    return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags,
+                         gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd))  # fmt: skip

@@ -76,7 +76,10 @@ def observables_for(batch: Batch, result: BatchResult) -> tuple[np.ndarray, np.n
     return out.reshape(n, n_times, N_OBSERVABLES), np.broadcast_to(ambient_profile, (n, n_times))
 
 
-def _event_rows(unit: int, log: np.ndarray, control: np.ndarray) -> list[tuple[int, float, str, str]]:
+def _event_rows(unit: int, log: np.ndarray, control: np.ndarray,
+                scheduled_harvests: dict[float, float]) -> list[tuple[int, float, str, str]]:  # fmt: skip
+    """Event-file rows of one unit's log; a harvest records its fraction (the rule's, or the scheduled
+    event's from ``scheduled_harvests``: time_h → fraction), so a fuser can move biomass by it."""
     rows = []
     for t, kind_code, value, by_state in log:
         kind = integ.EVENT_KINDS[int(kind_code) - 1]
@@ -84,6 +87,8 @@ def _event_rows(unit: int, log: np.ndarray, control: np.ndarray) -> list[tuple[i
             params = {"harvested_g": float(value), "trigger": "growth_rate" if by_state else "schedule"}
             if by_state:
                 params["fraction"] = float(control[integ.HARVEST_FRACTION])
+            else:  # the scheduled event applied at this time (the integrator stops on its time)
+                params["fraction"] = scheduled_harvests[min(scheduled_harvests, key=lambda time: abs(time - t))]
         elif kind in ("degas_on", "degas_off"):
             params = {"trigger": "do_alarm" if by_state else "schedule"}
         elif kind == "dose_nitrate":
@@ -145,9 +150,10 @@ def simulate(
             truth_writer.write_table(pa.table(table, schema=truth_schema))
             del table, ids
             event_rows = []
+            scheduled = {float(e.time_h): float(e.value) for e in scenario.events if e.kind == "harvest"}
             for k, log in enumerate(result.logs):
                 unit = start + k
-                event_rows += _event_rows(unit, log, chunk.controls[k])
+                event_rows += _event_rows(unit, log, chunk.controls[k], scheduled)
                 harvests[unit] = int(np.sum(log[:, 1] == integ.HARVEST)) if len(log) else 0
                 final_biomass[unit] = columns["biomass_g_per_l"][k, -1]
                 captured[unit] = columns["co2_captured_g"][k, -1]

@@ -14,7 +14,7 @@ seed = 3
 [initial]
 biomass_g_per_l = 0.3
 [sensors]
-include = ["od750", "turbidity_tank", "temp_tank", "temp_tube"]
+include = ["od750", "turbidity_tank", "temp_tank", "temp_tube", "ph_tank"]
 period_s = {od750 = 60, turbidity_tank = 60}
 [[faults]]
 sensor = "od750"
@@ -38,6 +38,18 @@ sensor = "od750"
 kind = "drift"
 start_h = 24.0
 end_h = 36.0
+magnitude = 0.2
+[[faults]]
+sensor = "ph_tank"
+kind = "bias"
+start_h = 20.0
+end_h = 36.0
+magnitude = 0.15
+[[faults]]
+sensor = "ph_tank"
+kind = "spikes"
+start_h = 6.0
+end_h = 8.0
 magnitude = 0.2
 [[faults]]
 sensor = "temp_tube"

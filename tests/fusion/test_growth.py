@@ -158,3 +158,16 @@ def test_statistical_linearisation_matches_monte_carlo_regression():
     np.testing.assert_allclose(cov @ observation[0], cross, rtol=0.01, atol=1e-5)
     omega = h.var() - cross @ np.linalg.solve(cov, cross)
     assert noise[0, 0] == pytest.approx(omega, rel=0.05)
+
+
+def test_daily_samples_of_an_exponential_culture_give_its_rate():
+    """One sample a day: the prior on ln X is wide, and the OD factor is linearised at the posterior
+    (iterated update, for readings well above noise). Linearised at the prior, E[X] = e^{m + P/2} sits far
+    above the median and every sample looked low, dragging μ negative."""
+    days = np.arange(12.0)
+    rate = 0.4 / 24.0  # 1/h
+    od = 0.2 * np.exp(rate * 24.0 * days) * (1 + 0.01 * np.random.default_rng(3).standard_normal(days.size))
+    estimates = filter_growth(days * 24.0, od)
+    np.testing.assert_allclose(estimates.growth_rate_per_h[0, 1:], rate, atol=0.003)  # 1 % noise, a day apart
+    inside = np.abs(estimates.growth_rate_per_h[0, 2:] - rate) < 1.96 * estimates.growth_rate_sd[0, 2:]
+    assert inside.all()

@@ -1,11 +1,19 @@
-"""Stuck sensors: the repeat statistics of a healthy quantised sensor, and the simulator's faults (stuck,
+"""Glitches (spikes, level jumps, saturation) on synthetic records with known positions; stuck sensors: the
+repeat statistics of a healthy quantised sensor, and the simulator's faults (stuck,
 spike burst, 30 % dropouts; fixture ``faulty`` in conftest) read through `algaflow fuse`."""
 
 import numpy as np
 import pandas as pd
 
+from algaflow.catalog import SENSORS
 from algaflow.cli.fuse import fuse_file
-from algaflow.fusion.sensor_health import STUCK_RUN, stuck_samples
+from algaflow.fusion.sensor_health import (
+    STUCK_RUN,
+    jump_samples,
+    saturated_samples,
+    spike_samples,
+    stuck_samples,
+)
 
 
 def test_a_healthy_quantised_sensor_is_never_called_stuck():
@@ -39,3 +47,39 @@ def test_faults_are_flagged_within_minutes_and_the_estimate_stays_in_its_band(fa
     for start, end in ((10.0, 14.0), (16.0, 18.0), (18.0, 22.0)):
         window = (hours >= start) & (hours < end)
         assert inside[window].mean() > 0.9, (start, end)
+
+
+def test_hampel_finds_bubble_spikes_on_ph_without_false_alarms():
+    """pH with the catalog noise and a slow diurnal swing; bubble spikes of −6 to −9 σ at random samples."""
+    rng = np.random.default_rng(11)
+    sigma = SENSORS["ph_tank"].noise_sd
+    minutes = np.arange(10 * 1440)
+    clean = 7.8 + 0.3 * np.sin(2 * np.pi * minutes / 1440) + sigma * rng.standard_normal(minutes.size)
+    assert spike_samples(clean, sigma).mean() < 1e-3
+    spiky = clean.copy()
+    where = rng.choice(minutes.size, 200, replace=False)
+    spiky[where] -= sigma * rng.uniform(7.0, 10.0, where.size)
+    flags = spike_samples(spiky, sigma)
+    assert flags[where].mean() > 0.9
+    assert np.delete(flags, where).mean() < 1e-3
+
+
+def test_level_jumps_are_found_where_they_happen_and_not_in_a_diurnal_swing():
+    rng = np.random.default_rng(12)
+    sigma = SENSORS["temp_tank"].noise_sd
+    minutes = np.arange(6 * 1440)
+    diurnal = 25.0 + 3.0 * np.sin(2 * np.pi * minutes / 1440) + sigma * rng.standard_normal(minutes.size)
+    assert not jump_samples(diurnal, sigma).any()
+    jumped = diurnal + 1.0 * (minutes >= 3000) - 0.5 * (minutes >= 6000)
+    jumped[rng.random(minutes.size) < 0.05] = np.nan  # dropouts do not hide them
+    found = np.flatnonzero(jump_samples(jumped, sigma))
+    assert len(found) == 2
+    np.testing.assert_allclose(found, [3000, 6000], atol=3)
+
+
+def test_saturation_at_the_range_and_pinned_below_it():
+    values = np.r_[np.linspace(1000, 80000, 50), np.full(20, 80000.0), np.linspace(79000, 60000, 30)]
+    flags = saturated_samples(values, 0.0, 200000.0, 1.0)
+    assert flags[50:70].all() and flags[49] and not flags[:48].any() and not flags[70:].any()
+    assert saturated_samples(np.array([0.0, 1.0, 2.0, 200000.0]), 0.0, 200000.0, 1.0).tolist() == [True, False,
+                                                                                                   False, True]

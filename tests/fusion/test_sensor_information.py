@@ -1,5 +1,6 @@
 """`algaflow sensors report` on the simulator's faults (fixture ``faulty`` in conftest): the used and the
-redundant biomass sensor, a stuck stretch, a biased temperature probe, a drifting OD probe."""
+redundant biomass sensor, a stuck stretch, a biased temperature probe, a drifting OD probe, a knocked pH
+electrode (a level jump at 20 h) with a burst of bubble spikes (6–8 h)."""
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +15,11 @@ def test_the_sensor_report_ranks_biomass_sensors_and_finds_the_disagreeing_ones(
     assert early["od750"].biomass_loss_if_removed > 0.0  # the turbidity chain alone is less certain
     assert early["od750"].stuck_fraction == pytest.approx(4.0 / 24.0, abs=0.02)
     assert {early["temp_tank"].status, early["temp_tube"].status} == {"disagrees"}  # the 1.5 °C bias
+    assert early["ph_tank"].jumps == 1 and early["temp_tank"].jumps == 0 and early["temp_tank"].spike_fraction == 0
+    assert 0.2 * 2 / 24 < early["ph_tank"].spike_fraction < 2 * 0.2 * 2 / 24  # ~20 % of 2 h in 24 h
     late = {row.sensor: row for row in report_file(faulty / "telemetry.parquet")["unit-00000"]}
+    assert late["ph_tank"].jumps == 1  # the knock, not the lamp switching at 6, 22 and 30 h
+    assert all(row.saturated_fraction == 0 for row in late.values())
     assert late["od750"].status == late["turbidity_tank"].status == "disagrees"  # the 0.2 AU/day drift
     result = CliRunner().invoke(app, ["sensors", "report", str(faulty / "telemetry.parquet"), "--to-h", "24"])
     assert result.exit_code == 0, result.output

@@ -158,13 +158,16 @@ def sensors_report(
         table = report_table(rows)
         view = Table(title=f"{name}: sensors ranked by what the estimate loses without them")
         for column in table.columns:
-            view.add_column(column, justify="left" if column in ("sensor", "status") else "right")
-        for record in table.itertuples(index=False):
-            cells = [record[0], f"{record[1]:,}", f"{record[2]:.0%}", f"{record[3]:.0%}", f"{record[4]:.1%}",
-                     "—" if record[5] != record[5] else f"{record[5]:.3f}", f"{record[6]:+.0%}", f"{record[7]:+.0%}",
-                     record[8]]  # fmt: skip
+            view.add_column(column, justify="left" if column in ("sensor", "status") else "right",
+                            no_wrap=column == "sensor")
+        formats = {"samples": "{:,}", "missing": "{:.0%}", "stuck": "{:.0%}", "spikes": "{:.1%}", "jumps": "{}",
+                   "saturated": "{:.0%}", "flagged": "{:.1%}", "mu sd alone (1/d)": "{:.3f}",
+                   "X loss if removed": "{:+.0%}", "mu loss if removed": "{:+.0%}"}  # fmt: skip
+        for record in table.to_dict("records"):
+            cells = [("—" if value != value else formats[column].format(value)) if column in formats else str(value)
+                     for column, value in record.items()]  # fmt: skip
             view.add_row(*[c.replace("+inf%", "all") for c in cells])
-        Console(width=max(console.width, 150)).print(view)
+        Console(width=max(console.width, 170)).print(view)
 
 
 @app.command()

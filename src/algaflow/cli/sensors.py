@@ -38,6 +38,7 @@ def report_file(telemetry_path: Path, events_path: Path | None = None, strain_na
 def report_table(rows: list[SensorReportRow]) -> pd.DataFrame:
     return pd.DataFrame([{
         "sensor": r.sensor, "samples": r.samples, "missing": r.missing_fraction, "stuck": r.stuck_fraction,
+        "spikes": r.spike_fraction, "jumps": r.jumps, "saturated": r.saturated_fraction,
         "flagged": r.flagged_fraction, "mu sd alone (1/d)": r.growth_rate_sd_alone * 24,
         "X loss if removed": r.biomass_loss_if_removed, "mu loss if removed": r.growth_rate_loss_if_removed,
         "status": r.status} for r in rows])  # fmt: skip

@@ -214,6 +214,47 @@ def od_update(prior_mean: np.ndarray, prior_cov: np.ndarray, slope: float, innov
             out_cov[j, i] = value
 
 
+ITERATE_AFTER_GAP_H = 1.0  # after a gap this long (sparse samples, an outage), with
+ITERATE_ABOVE_LOG_VARIANCE = 0.01  # prior var ln X (10 % sd) above which the OD factor is re-linearised,
+ITERATE_ABOVE_SIGNAL_SD = 20.0  # if the reading net of the baseline is this many noise sd: a dilute culture's
+# reading bounds X only from above, Gauss–Newton on ln X would run off to −∞, and the prior's SLR is right
+GAUSS_NEWTON_STEPS = 6
+
+
+@njit(cache=True, error_model="numpy")
+def iterated_od_update(prior_mean, prior_cov, od, weight, model, out_mean, out_cov, observation, noise, measurement,
+                       point, flat) -> None:  # fmt: skip
+    """The OD factor's update after a long gap (sparse manual samples, an outage) that left the prior on ℓ
+    wide, for a reading well above noise: linearised
+    at the posterior instead of the prior, whose log-normal moments (E X = e^{m + P/2}) would put the
+    expected OD far above its median and drag μ down.
+
+    Gauss–Newton (the iterated EKF): x_{i+1} = m⁻ + K_i (y − h(x_i) − H_i (m⁻ − x_i)) with H_i the Jacobian
+    at x_i, from x_0 = m⁻; then the statistical linearisation (:func:`od_measurement_factor`) under the
+    resulting posterior N(x_N, P_N), applied to the prior: posterior linearisation, whose Ω now reflects
+    the curvature over the posterior's spread, not the prior's. ``weight`` is the Student-t weight on R.
+    """
+    for i in range(N_GROWTH_STATE):
+        point[i] = prior_mean[i]
+    for _ in range(GAUSS_NEWTON_STEPS):
+        predicted = od_measurement_factor(point, flat, od, model, observation, noise, measurement)  # Jacobian
+        slope = observation[0, LOG_BIOMASS]
+        # y_lin − H m⁻ = y − h(x_i) + H (x_i − m⁻); measurement[0] = y − h(x_i) + H x_i.
+        innovation = measurement[0] - slope * prior_mean[LOG_BIOMASS] - prior_mean[BASELINE]
+        variance = od_innovation_variance(prior_cov, slope, noise[0, 0] / weight)
+        od_update(prior_mean, prior_cov, slope, innovation, variance, out_mean, out_cov)
+        change = abs(out_mean[LOG_BIOMASS] - point[LOG_BIOMASS])
+        for i in range(N_GROWTH_STATE):
+            point[i] = out_mean[i]
+        if change < 1e-6 or not math.isfinite(predicted):
+            break
+    od_measurement_factor(out_mean, out_cov, od, model, observation, noise, measurement)
+    slope = observation[0, LOG_BIOMASS]
+    innovation = measurement[0] - slope * prior_mean[LOG_BIOMASS] - prior_mean[BASELINE]
+    variance = od_innovation_variance(prior_cov, slope, noise[0, 0] / weight)
+    od_update(prior_mean, prior_cov, slope, innovation, variance, out_mean, out_cov)
+
+
 @njit(cache=True, error_model="numpy")
 def biomass_from_signal(signal: float, model: np.ndarray) -> float:
     """Invert the calibration curve: X ≥ 0 with a X + c X² = signal (OD minus intercept and baseline),
@@ -269,6 +310,8 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
     observation = np.empty((1, n))
     measurement_noise = np.empty((1, 1))
     measurement = np.empty(1)
+    point = np.empty(n)  # scratch of the iterated update
+    flat = np.zeros((n, n))
     prior_mean = np.zeros(n)
     prior_cov = np.zeros((n, n))
     initial_belief(first_valid_od(times, od, model), model, prior_mean, prior_cov)
@@ -344,8 +387,13 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
         run_length = 0
         # Student-t factor: R → R / w, w = (ν + 1)/(ν + r²) ≤ 1, so s grows by R (1/w − 1).
         weight = min((model[DOF] + 1.0) / (model[DOF] + standardised * standardised), 1.0)
-        innovation_variance += measurement_noise[0, 0] * (1.0 / weight - 1.0)
-        od_update(prior_at_k, prior_cov_at_k, slope, innovation, innovation_variance, mean[k], cov[k])
+        if (dt >= ITERATE_AFTER_GAP_H and prior_cov_at_k[LOG_BIOMASS, LOG_BIOMASS] > ITERATE_ABOVE_LOG_VARIANCE
+                and value - prior_at_k[BASELINE] > ITERATE_ABOVE_SIGNAL_SD * model[SIGMA_ABS]):
+            iterated_od_update(prior_at_k, prior_cov_at_k, value, weight, model, mean[k], cov[k], observation,
+                               measurement_noise, measurement, point, flat)  # fmt: skip
+        else:
+            innovation_variance += measurement_noise[0, 0] * (1.0 / weight - 1.0)
+            od_update(prior_at_k, prior_cov_at_k, slope, innovation, innovation_variance, mean[k], cov[k])
         flags[k] = DOWNWEIGHTED if weight < 0.5 else USED
 
 

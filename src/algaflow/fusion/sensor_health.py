@@ -1,10 +1,27 @@
-"""A sensor fault that no single sample shows: a stuck sensor.
+"""Sensor glitches that a single reading does not show: stuck runs, spikes, level jumps, saturation.
 
 Stuck: a healthy sensor whose noise sd σ is at least its resolution q rarely repeats a quantised value:
 ``run`` equal readings in a row happen by chance with probability per sample
 ≈ Σ_bins p_bin^run ≈ (q/σ)^(run−1) / ((2π)^((run−1)/2) √run), about 10⁻⁷ for OD750 (q = 0.001,
 σ = 0.005) at run = 7, one false alarm in ~20 years of 1-min samples. A sensor whose noise is below its
 resolution repeats legitimately and is not judged (None is returned).
+
+Spikes (bubbles on a pH or DO membrane): a Hampel-type identifier, centred over ``window`` neighbours
+each side, flags |y_k − med| > k_s σ̂ with σ̂ the record's robust noise sd (:func:`robust_noise_sd`) and
+k_s = 6.
+
+Level jumps (a temperature probe re-seated, a pH electrode knocked): with the medians of three adjacent
+windows of w samples, A = [k − 2w, k), B = [k − w, k), C = [k, k + w), the trend from A to B is taken
+out of the step from B to C, J_k = (med C − med B) − (med B − med A), and a jump is flagged where |J_k|
+exceeds k_j √6 × 1.2533 σ_w/√w (the sd of J for noise alone, σ_w the noise sd from the MAD of
+first differences / √2, at least the catalog σ) with the step between B and C (|C − B| > |B − A|): a
+diurnal swing or a steady ramp gives J ≈ 0, a step gives J equal to its height. Each run of such k is
+one jump, placed where the difference of the window means peaks, and kept only if it is sharp: the
+medians of the 3 samples either side differ by at least 0.7 |J| (a probe glitch steps between two
+samples; pH after the lamp switches, a real change, ramps over many minutes and is not a glitch).
+
+Saturation: readings at or beyond the catalog range, or ``run`` or more equal readings at the record's
+own maximum or minimum (an analyser pinned below its nominal range, as a CO2 sensor near 80,000 ppm).
 
 A drifting sensor cannot be told from growth by one biomass sensor alone (an additive drift and a
 slightly faster culture fit the same OD curve); it is found against other sensors of the same quantity
@@ -36,4 +53,97 @@ def stuck_samples(values: np.ndarray, noise_sd: float, resolution: float, run: i
     run_start = np.maximum.accumulate(np.where(np.r_[True, ~repeats], position, 0))
     length = position - run_start + 1
     flags[finite[length >= run]] = True
+    return flags
+
+
+SPIKE_SIGMAS = 6.0
+JUMP_SIGMAS = 6.0
+SHARP_SAMPLES = 3
+
+
+def _centred_windows(values: np.ndarray, window: int) -> np.ndarray:
+    """(samples, 2·window + 1) neighbourhoods, edge samples repeated at the ends."""
+    padded = np.pad(values, window, mode="edge")
+    return np.lib.stride_tricks.sliding_window_view(padded, 2 * window + 1)
+
+
+def spike_samples(values: np.ndarray, noise_sd: float, window: int = 5, sigmas: float = SPIKE_SIGMAS) -> np.ndarray:
+    """Hampel spikes among the finite readings (module doc); NaN samples are never flagged."""
+    values = np.asarray(values, dtype=float)
+    flags = np.zeros(values.size, dtype=bool)
+    finite = np.flatnonzero(np.isfinite(values))
+    if finite.size < 2 * window + 1:
+        return flags
+    present = values[finite]
+    median = np.median(_centred_windows(present, window), axis=1)
+    flags[finite] = np.abs(present - median) > sigmas * robust_noise_sd(present, noise_sd)
+    return flags
+
+
+def robust_noise_sd(values: np.ndarray, noise_sd: float) -> float:
+    """The record's own noise sd, 1.4826 MAD(first differences)/√2 (spikes and jumps barely move it), but
+    not below half the catalog's σ (a quantised or smooth record would otherwise make every wiggle a spike)."""
+    differences = np.diff(values)
+    estimate = 1.4826 * np.median(np.abs(differences - np.median(differences))) / np.sqrt(2.0)
+    return float(max(estimate, 0.5 * noise_sd, 1e-12))
+
+
+def jump_samples(values: np.ndarray, noise_sd: float, window: int = 15, sigmas: float = JUMP_SIGMAS) -> np.ndarray:
+    """The first sample after each level jump (module doc); NaN samples are skipped."""
+    values = np.asarray(values, dtype=float)
+    flags = np.zeros(values.size, dtype=bool)
+    finite = np.flatnonzero(np.isfinite(values))
+    count = finite.size
+    if count < 3 * window + 1:
+        return flags
+    present = values[finite]
+    medians = np.median(np.lib.stride_tricks.sliding_window_view(present, window), axis=1)  # med of [i, i + w)
+    index = np.arange(2 * window, count - window + 1)
+    before_trend, before, after = medians[index - 2 * window], medians[index - window], medians[index]
+    step, trend = after - before, before - before_trend
+    jump = step - trend
+    noise = max(robust_noise_sd(present, noise_sd), noise_sd)
+    threshold = sigmas * np.sqrt(6.0) * 1.2533 * noise / np.sqrt(window)
+    # The step must lie between B and C (not A and B: there the same jump echoes with the other sign).
+    candidate = (np.abs(jump) > threshold) & (np.abs(step) > np.abs(trend))
+    if not candidate.any():
+        return flags
+    # Each cluster of candidates is one jump, placed where the difference of the window means peaks
+    # (the medians' profile is flat across ±w/2; the means' is a triangle with its apex at the step).
+    running = np.concatenate([[0.0], np.cumsum(present)])
+    mean_step = np.abs((running[index + window] - running[index]) - (running[index] - running[index - window]))
+    positions = np.flatnonzero(candidate)
+    cluster = np.cumsum(np.r_[True, np.diff(positions) > window])
+    for label in np.unique(cluster):
+        members = positions[cluster == label]
+        best = members[np.argmax(mean_step[members])]
+        k = index[best]
+        # A glitch steps between two samples; a physical change (pH when the lamp switches) ramps over many.
+        sharp = abs(np.median(present[k:k + SHARP_SAMPLES]) - np.median(present[k - SHARP_SAMPLES:k]))
+        if sharp >= 0.7 * abs(jump[best]):
+            flags[finite[k]] = True
+    return flags
+
+
+def saturated_samples(values: np.ndarray, low: float, high: float, resolution: float,
+                      run: int = 3) -> np.ndarray:  # fmt: skip
+    """Readings at or beyond the range ends, or in runs of ``run`` equal readings at the record's extremes."""
+    values = np.asarray(values, dtype=float)
+    finite = np.isfinite(values)
+    flags = finite & ((values <= low) | (values >= high))
+    if finite.sum() < run:
+        return flags
+    tolerance = max(0.5 * resolution, 1e-12)
+    for extreme in (np.nanmax(values), np.nanmin(values)):
+        at = finite & (np.abs(values - extreme) <= tolerance)
+        position = np.flatnonzero(at)
+        if position.size >= run:
+            # Runs of consecutive finite samples at the extreme.
+            ordinal = np.cumsum(finite) - 1  # index among finite samples
+            steps = np.diff(ordinal[position])
+            starts = np.flatnonzero(np.r_[True, steps != 1])
+            ends = np.r_[starts[1:], position.size]
+            for first, last in zip(starts, ends, strict=True):
+                if last - first >= run:
+                    flags[position[first:last]] = True
     return flags

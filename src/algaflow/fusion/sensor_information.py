@@ -14,8 +14,9 @@ the others' moves between the window's first and last quarter by more than both 
 calibration slope error of a few percent (:func:`_disagreeing_biomass`; with two sensors both are
 flagged: either may be wrong). The two temperature probes (tank and tube; the loop mixes fast, so they
 read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
-pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs
-are counted by fusion.sensor_health; gaps as the share of expected samples missing.
+pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs,
+spikes, level jumps and saturation are counted by fusion.sensor_health for every sensor; gaps as the share
+of expected samples missing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, estimate_unit, sensor_growth_model
-from algaflow.fusion.sensor_health import stuck_samples
+from algaflow.fusion.sensor_health import jump_samples, saturated_samples, spike_samples, stuck_samples
 
 PAIR_DISAGREE_SD = 5.0
 PAIRS = (("temp_tank", "temp_tube"),)
@@ -41,6 +42,9 @@ class SensorReportRow:
     samples: int
     missing_fraction: float  # of the samples its period promises over the window
     stuck_fraction: float
+    spike_fraction: float  # Hampel spikes among its samples (fusion.sensor_health)
+    jumps: int  # level jumps
+    saturated_fraction: float  # at its range or pinned at the record's extreme
     flagged_fraction: float  # samples the chain rejected, downweighted or found invalid (biomass sensors)
     growth_rate_sd_alone: float  # median sd of μ from this sensor alone (1/h); NaN if not a biomass sensor
     biomass_loss_if_removed: float  # relative growth of sd(ln X) without it
@@ -66,8 +70,12 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
         expected = max(span_h * 3600.0 / spec.period_s, 1.0)
         stuck = stuck_samples(values[np.isfinite(values)], spec.noise_sd, spec.resolution)
         stuck_fraction = float(stuck.mean()) if stuck is not None and stuck.size else 0.0
-        row = SensorReportRow(name, samples, float(max(0.0, 1.0 - samples / expected)), stuck_fraction, 0.0,
-                              np.nan, 0.0, 0.0, "not in the biomass chain")  # fmt: skip
+        present_values = values[np.isfinite(values)]
+        glitches = (float(spike_samples(present_values, spec.noise_sd).mean()) if samples else 0.0,
+                    int(jump_samples(present_values, spec.noise_sd).sum()),
+                    float(saturated_samples(present_values, *spec.range, spec.resolution).mean()) if samples else 0.0)
+        row = SensorReportRow(name, samples, float(max(0.0, 1.0 - samples / expected)), stuck_fraction, *glitches,
+                              0.0, np.nan, 0.0, 0.0, "not in the biomass chain")  # fmt: skip
         if name in alone:
             estimates = alone[name]
             row.flagged_fraction = float(np.isin(estimates.flags, ("rejected_outlier", "downweighted",

@@ -98,7 +98,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
     telemetry, events = read_telemetry(telemetry_path, events_path)
-    used = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS + ("temp_tank",))]
+    used = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS)]
     frames = []
     for unit, rows in used.groupby("unit_id", sort=True):
         if not rows["sensor"].isin(BIOMASS_SENSORS).any():

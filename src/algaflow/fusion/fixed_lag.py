@@ -120,7 +120,7 @@ class FixedLagSmoother:
         if time_h < self._base_time or (self._summarised and time_h <= self._base_time):
             self.refused.append((time_h, f"older than the window (it starts after {self._base_time:.4g} h)"))
             return False
-        index = bisect.bisect_left([step.time_h for step in self._steps], time_h)
+        index = bisect.bisect_left(self._steps, time_h, key=lambda step: step.time_h)
         if index == len(self._steps) or self._steps[index].time_h != time_h:
             previous = self._steps[index - 1].time_h if index > 0 else self._base_time
             self._steps.insert(index, self._new_step(time_h, previous))

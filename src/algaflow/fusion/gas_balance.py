@@ -37,13 +37,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from scipy.integrate import cumulative_trapezoid
 
 from algaflow.catalog import SENSORS
 from algaflow.model.chemistry import equilibrium_constants
 from algaflow.model.gas import CO2_MOLAR_MASS_G, gas_molar_flow_mol_per_h
 
 GAS_SENSORS = ("co2_gas_in", "co2_gas_out", "air_flow")
-STORAGE_SENSORS = ("ph_tank", "dco2_tank")
+STORAGE_SENSORS = ("ph_tank", "dco2_tank", "temp_tank")  # DIC from pH and dCO2; temperature sets K1, K2
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +55,7 @@ class GasBalanceUncertainty:
     flow_relative_sd: float = 0.02  # mass-flow meter, fraction of reading
     ph_level_sd: float = 0.02  # pH electrode accuracy after a two-point calibration (offset, drift, lag)
     dissolved_co2_relative_sd: float = 0.05  # dCO2 probe accuracy, fraction of reading
-    averaging_window_h: float = 1.0  # DIC is averaged over this window (it changes over hours, not minutes)
+    averaging_window_h: float = 1.0  # DIC levels are read from lines over this window (it changes over hours)
 
     def __post_init__(self) -> None:
         for name in ("analyser_offset_sd_ppm", "flow_relative_sd", "ph_level_sd", "dissolved_co2_relative_sd",
@@ -124,21 +125,21 @@ def co2_from_gas_balance(times_h: np.ndarray, readings: dict[str, np.ndarray], v
     if any(name not in readings for name in GAS_SENSORS):
         return None
     times_h, readings = _time_ordered(times_h, readings)
-    exhaust = np.asarray(readings["co2_gas_out"], dtype=float)
+    exhaust = readings["co2_gas_out"]
     grid_mask = np.isfinite(exhaust)
     grid = times_h[grid_mask]
     if grid.size < 2:
         return None
     outlet = exhaust[grid_mask]
-    inlet = _on_grid(grid, times_h, np.asarray(readings["co2_gas_in"], dtype=float))
-    flow = _on_grid(grid, times_h, np.asarray(readings["air_flow"], dtype=float))
+    inlet = _on_grid(grid, times_h, readings["co2_gas_in"])
+    flow = _on_grid(grid, times_h, readings["air_flow"])
     if inlet is None or flow is None:
         return None
     molar_flow = gas_molar_flow_mol_per_h(np.maximum(flow, 0.0))
     rate_mol_per_h = molar_flow * (inlet - outlet) * 1e-6
     step = np.diff(grid)
-    taken = np.concatenate([[0.0], np.cumsum(0.5 * step * (rate_mol_per_h[1:] + rate_mol_per_h[:-1]))])
-    gas_through = np.concatenate([[0.0], np.cumsum(0.5 * step * (molar_flow[1:] + molar_flow[:-1]))])
+    taken = cumulative_trapezoid(rate_mol_per_h, grid, initial=0.0)
+    gas_through = cumulative_trapezoid(molar_flow, grid, initial=0.0)
     # Running trapezoid I_j = Σ_{k<j} Δ_k (r_k + r_{k+1})/2: r_k enters with weight (Δ_{k−1} + Δ_k)/2 for
     # 0 < k < j, Δ_0/2 for k = 0 and Δ_{j−1}/2 for k = j; Var r_k = ṅ_k² (σ_in² + σ_out²) 10⁻¹².
     noise_per_mol = (SENSORS["co2_gas_in"].noise_sd ** 2 + SENSORS["co2_gas_out"].noise_sd ** 2) * 1e-12
@@ -150,10 +151,10 @@ def co2_from_gas_balance(times_h: np.ndarray, readings: dict[str, np.ndarray], v
     variance = (random_variance + (uncertainty.analyser_offset_sd_ppm * 1e-6 * gas_through) ** 2
                 + (uncertainty.flow_relative_sd * taken) ** 2)  # fmt: skip
     stored = np.zeros(grid.size)
-    ph = _on_grid(grid, times_h, _reading(readings, "ph_tank"))
-    dissolved = _on_grid(grid, times_h, _reading(readings, "dco2_tank"))
+    ph = _on_grid(grid, times_h, readings.get("ph_tank"))
+    dissolved = _on_grid(grid, times_h, readings.get("dco2_tank"))
     if ph is not None and dissolved is not None:
-        temperature = _on_grid(grid, times_h, _reading(readings, "temp_tank"))
+        temperature = _on_grid(grid, times_h, readings.get("temp_tank"))
         temperature = np.full(grid.size, 25.0) if temperature is None else temperature
         dic, slope = dissolved_inorganic_carbon(np.maximum(dissolved, 0.0) / CO2_MOLAR_MASS_G, ph, temperature,
                                                 salinity)  # fmt: skip
@@ -289,10 +290,6 @@ def dic_storage(times_h: np.ndarray, dic: np.ndarray, sample_variance: np.ndarra
         closed[last + 1 :] += within[last]
         closed_variance[last + 1 :] += within_variance[last]
     return closed + within, closed_variance + within_variance
-
-
-def _reading(readings: dict[str, np.ndarray], name: str) -> np.ndarray | None:
-    return np.asarray(readings[name], dtype=float) if name in readings else None
 
 
 def _time_ordered(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

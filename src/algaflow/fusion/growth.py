@@ -214,10 +214,30 @@ def od_update(prior_mean: np.ndarray, prior_cov: np.ndarray, slope: float, innov
             out_cov[j, i] = value
 
 
-ITERATE_AFTER_GAP_H = 1.0  # after a gap this long (sparse samples, an outage), with
-ITERATE_ABOVE_LOG_VARIANCE = 0.01  # prior var ln X (10 % sd) above which the OD factor is re-linearised,
-ITERATE_ABOVE_SIGNAL_SD = 20.0  # if the reading net of the baseline is this many noise sd: a dilute culture's
-# reading bounds X only from above, Gauss–Newton on ln X would run off to −∞, and the prior's SLR is right
+@njit(cache=True, error_model="numpy")
+def od_update_linearised_at(prior_mean, prior_cov, at_mean, at_cov, od, noise_scale, model, out_mean, out_cov,
+                            observation, noise, measurement) -> float:  # fmt: skip
+    """Linearise the OD factor under N(at_mean, at_cov) (:func:`od_measurement_factor`; at_cov = 0 gives the
+    Jacobian at at_mean) and apply it to the prior N(prior_mean, prior_cov) with R × ``noise_scale``:
+
+        ν = y_lin − H m⁻ = y − E[h] + H (m_at − m⁻),   s = H P⁻ Hᵀ + R noise_scale
+
+    Returns E[h] under the linearisation point. out_* may be at_* (they are read before being written)."""
+    predicted = od_measurement_factor(at_mean, at_cov, od, model, observation, noise, measurement)
+    slope = observation[0, LOG_BIOMASS]
+    innovation = measurement[0] - slope * prior_mean[LOG_BIOMASS] - prior_mean[BASELINE]
+    od_update(prior_mean, prior_cov, slope, innovation, od_innovation_variance(prior_cov, slope,
+              noise[0, 0] * noise_scale), out_mean, out_cov)  # fmt: skip
+    return predicted
+
+
+# The OD factor is re-linearised at the posterior (:func:`iterated_od_update`) after a gap of at least
+# ITERATE_AFTER_GAP_H that left var ln X above ITERATE_ABOVE_LOG_VARIANCE (10 % sd), when the reading net
+# of the baseline is more than ITERATE_ABOVE_SIGNAL_SD noise sd: a dilute culture's reading bounds X only
+# from above, Gauss–Newton on ln X would run off to −∞ there, and the prior's SLR is right.
+ITERATE_AFTER_GAP_H = 1.0
+ITERATE_ABOVE_LOG_VARIANCE = 0.01
+ITERATE_ABOVE_SIGNAL_SD = 20.0
 GAUSS_NEWTON_STEPS = 6
 
 
@@ -225,34 +245,28 @@ GAUSS_NEWTON_STEPS = 6
 def iterated_od_update(prior_mean, prior_cov, od, weight, model, out_mean, out_cov, observation, noise, measurement,
                        point, flat) -> None:  # fmt: skip
     """The OD factor's update after a long gap (sparse manual samples, an outage) that left the prior on ℓ
-    wide, for a reading well above noise: linearised
-    at the posterior instead of the prior, whose log-normal moments (E X = e^{m + P/2}) would put the
-    expected OD far above its median and drag μ down.
+    wide, for a reading well above noise: linearised at the posterior instead of the prior, whose
+    log-normal moments (E X = e^{m + P/2}) would put the expected OD far above its median and drag μ down.
 
     Gauss–Newton (the iterated EKF): x_{i+1} = m⁻ + K_i (y − h(x_i) − H_i (m⁻ − x_i)) with H_i the Jacobian
     at x_i, from x_0 = m⁻; then the statistical linearisation (:func:`od_measurement_factor`) under the
     resulting posterior N(x_N, P_N), applied to the prior: posterior linearisation, whose Ω now reflects
-    the curvature over the posterior's spread, not the prior's. ``weight`` is the Student-t weight on R.
+    the curvature over the posterior's spread, not the prior's. ``weight`` is the Student-t weight on R;
+    ``flat`` a zero n × n matrix, ``point`` n scratch values.
     """
+    noise_scale = 1.0 / weight
     for i in range(N_GROWTH_STATE):
         point[i] = prior_mean[i]
     for _ in range(GAUSS_NEWTON_STEPS):
-        predicted = od_measurement_factor(point, flat, od, model, observation, noise, measurement)  # Jacobian
-        slope = observation[0, LOG_BIOMASS]
-        # y_lin − H m⁻ = y − h(x_i) + H (x_i − m⁻); measurement[0] = y − h(x_i) + H x_i.
-        innovation = measurement[0] - slope * prior_mean[LOG_BIOMASS] - prior_mean[BASELINE]
-        variance = od_innovation_variance(prior_cov, slope, noise[0, 0] / weight)
-        od_update(prior_mean, prior_cov, slope, innovation, variance, out_mean, out_cov)
+        predicted = od_update_linearised_at(prior_mean, prior_cov, point, flat, od, noise_scale, model, out_mean,
+                                            out_cov, observation, noise, measurement)  # fmt: skip
         change = abs(out_mean[LOG_BIOMASS] - point[LOG_BIOMASS])
         for i in range(N_GROWTH_STATE):
             point[i] = out_mean[i]
         if change < 1e-6 or not math.isfinite(predicted):
             break
-    od_measurement_factor(out_mean, out_cov, od, model, observation, noise, measurement)
-    slope = observation[0, LOG_BIOMASS]
-    innovation = measurement[0] - slope * prior_mean[LOG_BIOMASS] - prior_mean[BASELINE]
-    variance = od_innovation_variance(prior_cov, slope, noise[0, 0] / weight)
-    od_update(prior_mean, prior_cov, slope, innovation, variance, out_mean, out_cov)
+    od_update_linearised_at(prior_mean, prior_cov, out_mean, out_cov, od, noise_scale, model, out_mean, out_cov,
+                            observation, noise, measurement)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -376,11 +390,8 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
                 prior_cov_at_k[i, LOG_BIOMASS] = 0.0
             relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
             prior_cov_at_k[LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
-            predicted_od = od_measurement_factor(prior_at_k, prior_cov_at_k, value, model, observation,
-                                                 measurement_noise, measurement)
-            slope = observation[0, LOG_BIOMASS]
-            od_update(prior_at_k, prior_cov_at_k, slope, value - predicted_od,
-                      od_innovation_variance(prior_cov_at_k, slope, measurement_noise[0, 0]), mean[k], cov[k])
+            od_update_linearised_at(prior_at_k, prior_cov_at_k, prior_at_k, prior_cov_at_k, value, 1.0, model, mean[k],
+                                    cov[k], observation, measurement_noise, measurement)  # fmt: skip
             flags[k] = LEVEL_JUMP
             run_length = 0
             continue

@@ -131,6 +131,7 @@ def simulate(
     steps = np.zeros(n, dtype=np.int64)
     telemetry_rows = 0
     sensors = [s for s in scenario.sensors.include if s in SENSORS]
+    scheduled = {float(e.time_h): float(e.value) for e in scenario.events if e.kind == "harvest"}
     with pq.ParquetWriter(out / "truth.parquet", truth_schema) as truth_writer, \
          pq.ParquetWriter(out / "events.parquet", EVENTS_SCHEMA) as events_writer, \
          pq.ParquetWriter(out / "telemetry.parquet", TELEMETRY_SCHEMA) as telemetry_writer:  # fmt: skip
@@ -150,7 +151,6 @@ def simulate(
             truth_writer.write_table(pa.table(table, schema=truth_schema))
             del table, ids
             event_rows = []
-            scheduled = {float(e.time_h): float(e.value) for e in scenario.events if e.kind == "harvest"}
             for k, log in enumerate(result.logs):
                 unit = start + k
                 event_rows += _event_rows(unit, log, chunk.controls[k], scheduled)

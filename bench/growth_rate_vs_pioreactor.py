@@ -7,10 +7,16 @@ flag on the samples after it. grpredict is configured as Pioreactor configures i
 ``WARMUP_SAMPLES`` readings summarised by ``summarize_warmup_observations`` and the filter built by
 ``build_filter_from_observation_summary`` with its defaults; updates with the elapsed time in hours.
 
+algaflow runs twice, with one configuration for every case: on OD alone ("OD"), and with the rest of the
+catalog's sensors a unit carries ("all": incident PAR, tube temperature, pH and DO, nitrate, read every
+minute under the same noise family, nitrate every 10 min), through which the reactor model informs μ
+(fusion.expected_rate). The OD samples are the same in both (od750 is read first from the same stream).
+
 Scored from ``SETTLE_H`` on (past the warm-up and grpredict's start-up transient), at every sample:
 RMSE of μ (1/h) against the simulator's net specific growth rate, and for algaflow the share of
 samples whose ±1.96 sd band covers the true μ and biomass.
-The last line is the headline: how many times smaller algaflow's pooled RMSE is.
+The last lines are the headlines: how many times smaller algaflow's pooled RMSE is, on OD alone and on
+all sensors.
 
     .venv/bin/python bench/growth_rate_vs_pioreactor.py [--units 2] [--profiles a,b] [--families x,y]
 """
@@ -23,7 +29,8 @@ import time
 import grpredict
 import numpy as np
 
-from algaflow.fusion.estimator import sensor_growth_model
+from algaflow.fusion.estimator import filter_informed_growth, sensor_growth_model
+from algaflow.fusion.expected_rate import ReactorGeometry
 from algaflow.fusion.growth import GrowthModel, dilution_before_samples, filter_growth
 from algaflow.sim.suites import NOISE_FAMILIES, PROFILES, SuiteCase, simulate_cases
 
@@ -31,6 +38,8 @@ WARMUP_SAMPLES = 30
 SETTLE_H = 3.0  # both estimators are scored from here on, past grpredict's start-up transient
 DILUTION_FLAG_SAMPLES = 5  # Pioreactor flags the updates just after a dosing event
 Z95 = 1.959964
+MODEL_SENSORS = ("par_surface", "temp_tube", "ph_tube", "do_tube", "nitrate")
+SENSOR_PERIOD_S = {"nitrate": 600.0}  # the catalog's nitrate analyser period; the others at --period-s
 
 
 def pioreactor_growth_rate(times_h: np.ndarray, od: np.ndarray, dilution: np.ndarray) -> np.ndarray:
@@ -57,21 +66,23 @@ def score_case(case: SuiteCase, model: GrowthModel) -> dict[str, float]:
     start = time.perf_counter()
     ours = filter_growth(times, od, dilution, model)
     ours_s = time.perf_counter() - start
+    model_readings = {s: case.readings[s] for s in MODEL_SENSORS}
+    informed, _ = filter_informed_growth(times, od, dilution, model, model_readings, case.strain, ReactorGeometry())
     start = time.perf_counter()
     peer = pioreactor_growth_rate(times, od, dilution)
     peer_s = time.perf_counter() - start
     scored = slice(max(WARMUP_SAMPLES, int(np.searchsorted(times, SETTLE_H))), None)
-    rate, rate_sd = ours.growth_rate_per_h[0, scored], ours.growth_rate_sd[0, scored]
-    log_biomass = ours.mean[0, scored, 0]
-    log_biomass_sd = np.sqrt(ours.cov[0, scored, 0, 0])
-    truth_rate, truth_biomass = true_rate[scored], true_biomass[scored]
-    return {
-        "ours_sq": float(np.mean((rate - truth_rate) ** 2)),
-        "peer_sq": float(np.mean((peer[scored] - truth_rate) ** 2)),
-        "rate_cover": float(np.mean(np.abs(rate - truth_rate) <= Z95 * rate_sd)),
-        "biomass_cover": float(np.mean(np.abs(log_biomass - np.log(truth_biomass)) <= Z95 * log_biomass_sd)),
-        "ours_s": ours_s, "peer_s": peer_s, "samples": float(od.size),
-    }
+    truth_rate, truth_log_biomass = true_rate[scored], np.log(true_biomass[scored])
+    row = {"peer_sq": float(np.mean((peer[scored] - truth_rate) ** 2)), "ours_s": ours_s, "peer_s": peer_s,
+           "samples": float(od.size)}  # fmt: skip
+    for name, estimates in (("od", ours), ("all", informed)):
+        rate, rate_sd = estimates.growth_rate_per_h[0, scored], estimates.growth_rate_sd[0, scored]
+        log_biomass, log_biomass_sd = estimates.mean[0, scored, 0], np.sqrt(estimates.cov[0, scored, 0, 0])
+        row |= {f"{name}_sq": float(np.mean((rate - truth_rate) ** 2)),
+                f"{name}_rate_cover": float(np.mean(np.abs(rate - truth_rate) <= Z95 * rate_sd)),
+                f"{name}_biomass_cover": float(np.mean(np.abs(log_biomass - truth_log_biomass)
+                                                       <= Z95 * log_biomass_sd))}  # fmt: skip
+    return row
 
 
 def main() -> None:
@@ -84,41 +95,52 @@ def main() -> None:
     args = parser.parse_args()
     model = GrowthModel()  # one configuration for every case
     profiles, families = args.profiles.split(","), args.families.split(",")
+    sensors = ("od750", *MODEL_SENSORS)
     results: dict[tuple[str, str], list[dict]] = {}
     for family in families:
         for profile in profiles:
-            for case in simulate_cases(profile, family, units=args.units, seed=args.seed,
-                                       period_s=args.period_s):
+            for case in simulate_cases(profile, family, sensors=sensors, units=args.units, seed=args.seed,
+                                       period_s={s: SENSOR_PERIOD_S.get(s, args.period_s) for s in sensors}):
                 case_model = sensor_growth_model("od750", case.strain, model)  # the factor `algaflow fuse` uses
                 results.setdefault((family, profile), []).append(score_case(case, case_model))
-    print(f"{'family':22s} {'profile':28s} {'algaflow':>9s} {'grpredict':>9s} {'lower':>6s} {'μ cover':>8s} "
-          f"{'X cover':>8s}")  # fmt: skip
-    pooled_ours, pooled_peer, family_lines = [], [], []
+    print(f"{'family':21s} {'profile':27s} {'OD':>8s} {'all':>8s} {'grpredict':>9s} {'lower':>5s} {'all':>5s} "
+          f"{'μ cover OD/all':>14s} {'X cover OD/all':>14s}")  # fmt: skip
+    pooled: dict[str, list[float]] = {"od": [], "all": [], "peer": []}
+    pooled_covers, family_lines = [], []
     for family in families:
-        family_ours, family_peer, covers = [], [], []
+        family_sq: dict[str, list[float]] = {"od": [], "all": [], "peer": []}
+        covers = []
         for profile in profiles:
             rows = results[(family, profile)]
-            ours = np.sqrt(np.mean([r["ours_sq"] for r in rows]))
-            peer = np.sqrt(np.mean([r["peer_sq"] for r in rows]))
-            rate_cover = np.mean([r["rate_cover"] for r in rows])
-            biomass_cover = np.mean([r["biomass_cover"] for r in rows])
-            covers.append((rate_cover, biomass_cover))
-            family_ours.append(ours**2)
-            family_peer.append(peer**2)
-            print(f"{family:22s} {profile:28s} {ours:9.5f} {peer:9.5f} {1 - ours / peer:6.0%} {rate_cover:8.1%} "
-                  f"{biomass_cover:8.1%}")  # fmt: skip
-        ours, peer = np.sqrt(np.mean(family_ours)), np.sqrt(np.mean(family_peer))
-        pooled_ours += family_ours
-        pooled_peer += family_peer
-        covers = np.array(covers)
-        family_lines.append(f"{family}: RMSE {ours:.5f} vs {peer:.5f} 1/h ({1 - ours / peer:.0%} lower), "
-                            f"μ cover {covers[:, 0].mean():.1%}, X cover {covers[:, 1].mean():.1%}")  # fmt: skip
+            rmse = {name: np.sqrt(np.mean([r[f"{name}_sq"] for r in rows])) for name in family_sq}
+            cover = [np.mean([r[f"{name}_{what}_cover"] for r in rows]) for what in ("rate", "biomass")
+                     for name in ("od", "all")]  # fmt: skip
+            covers.append(cover)
+            for name in family_sq:
+                family_sq[name].append(rmse[name] ** 2)
+            print(f"{family:21s} {profile:27s} {rmse['od']:8.5f} {rmse['all']:8.5f} {rmse['peer']:9.5f} "
+                  f"{1 - rmse['od'] / rmse['peer']:5.0%} {1 - rmse['all'] / rmse['peer']:5.0%} "
+                  f"{cover[0]:6.1%}/{cover[1]:6.1%} {cover[2]:6.1%}/{cover[3]:6.1%}")  # fmt: skip
+        family_rmse = {name: np.sqrt(np.mean(values)) for name, values in family_sq.items()}
+        for name, values in family_sq.items():
+            pooled[name] += values
+        covers = np.array(covers).mean(axis=0)
+        pooled_covers.append(covers)
+        family_lines.append(f"{family}: RMSE OD {family_rmse['od']:.5f}, all {family_rmse['all']:.5f} vs "
+                            f"{family_rmse['peer']:.5f} 1/h ({1 - family_rmse['od'] / family_rmse['peer']:.0%} / "
+                            f"{1 - family_rmse['all'] / family_rmse['peer']:.0%} lower), μ cover {covers[0]:.1%} / "
+                            f"{covers[1]:.1%}, X cover {covers[2]:.1%} / {covers[3]:.1%}")  # fmt: skip
     for line in family_lines:
         print(line)
-    ours, peer = np.sqrt(np.mean(pooled_ours)), np.sqrt(np.mean(pooled_peer))
+    rmse = {name: np.sqrt(np.mean(values)) for name, values in pooled.items()}
+    covers = np.mean(pooled_covers, axis=0)
     cases = sum(len(v) for v in results.values())
-    print(f"growth_rate_vs_pioreactor: {peer / ours:.2f}x vs grpredict (causal μ RMSE {ours:.5f} vs {peer:.5f} 1/h, "
-          f"{1 - ours / peer:.0%} lower; {len(profiles)} profiles × {len(families)} noise families, {cases} cultures)")
+    print(f"coverage (±1.96 sd, pooled): μ {covers[0]:.1%} OD / {covers[1]:.1%} all, X {covers[2]:.1%} OD / "
+          f"{covers[3]:.1%} all")  # fmt: skip
+    print(f"growth_rate_vs_pioreactor: {rmse['peer'] / rmse['od']:.2f}x vs grpredict on OD alone, "
+          f"{rmse['peer'] / rmse['all']:.2f}x with all sensors (causal μ RMSE {rmse['od']:.5f} / {rmse['all']:.5f} "
+          f"vs {rmse['peer']:.5f} 1/h, {1 - rmse['od'] / rmse['peer']:.0%} / {1 - rmse['all'] / rmse['peer']:.0%} "
+          f"lower; {len(profiles)} profiles × {len(families)} noise families, {cases} cultures)")
 
 
 if __name__ == "__main__":

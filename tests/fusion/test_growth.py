@@ -130,6 +130,29 @@ def test_a_harvest_announced_on_a_sample_with_a_bad_time_is_applied_at_the_next_
     np.testing.assert_allclose(np.delete(shifted.mean[0], k, axis=0), reference.mean[0], rtol=1e-12, atol=1e-12)
 
 
+def test_a_rate_change_the_model_announces_is_followed_at_once_and_a_biased_model_is_corrected():
+    """μ steps 0.08 → 0.03 → −0.01 1/h at 20 h and 30 h. The input announces each change (u_k = Δμ_model) but
+    the model's level is 0.02 1/h too high throughout: δ must learn −0.02, and after each step the informed
+    estimate is right within the hour, where OD alone lags for hours."""
+    rng = np.random.default_rng(5)
+    t, mu, od, dilution, _ = _culture(rng)
+    model_rate = mu + 0.02
+    rate_input = np.diff(model_rate, prepend=0.0)
+    informed = filter_growth(t[None], od[None], dilution[None], rate_input=rate_input[None])
+    plain = filter_growth(t[None], od[None], dilution[None])
+    after_steps = ((t > 20.5) & (t < 23.0)) | ((t > 30.5) & (t < 33.0))
+    informed_error = np.abs(informed.growth_rate_per_h[0] - mu)
+    plain_error = np.abs(plain.growth_rate_per_h[0] - mu)
+    assert np.sqrt(np.mean(informed_error[after_steps] ** 2)) < 0.3 * np.sqrt(np.mean(plain_error[after_steps] ** 2))
+    settled = t > 10.0
+    assert np.max(informed_error[settled]) < 0.006
+    sd = informed.growth_rate_sd[0, settled]
+    # covered; no upper bound on coverage here: δ's random walk is wider than this constant δ needs
+    assert np.mean(informed_error[settled] <= 1.96 * sd) > 0.9 and np.max(sd) < 0.008
+    with pytest.raises(ValueError, match="rate_input"):
+        filter_growth(t[None], od[None], rate_input=np.full((1, 3), 0.1))
+
+
 def test_model_and_input_checks_name_the_problem():
     with pytest.raises(ValueError, match="od_noise_sd"):
         GrowthModel(od_noise_sd=0.0)

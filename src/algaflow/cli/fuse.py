@@ -19,6 +19,7 @@ from algaflow.control.harvest import (
 )
 from algaflow.fusion.calibration import BiomassCalibration, load_calibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit
+from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry
 from algaflow.fusion.gas_balance import GAS_SENSORS, STORAGE_SENSORS
 
 TELEMETRY_COLUMNS = ("unit_id", "time", "sensor", "value")
@@ -80,10 +81,13 @@ def unit_harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) 
 def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
               smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
               progress: Callable[[str], None] | None = None,
-              calibration_paths: list[Path] | None = None) -> pd.DataFrame:  # fmt: skip
+              calibration_paths: list[Path] | None = None,
+              reactor: ReactorGeometry | None = None) -> pd.DataFrame:  # fmt: skip
     """Fuse every unit of a telemetry file and write the estimates (CSV or Parquet by ``out``'s suffix).
 
-    ``calibration_paths``: stored biomass calibrations (``algaflow calibrate``), used for their sensors."""
+    ``calibration_paths``: stored biomass calibrations (``algaflow calibrate``), used for their sensors.
+    ``reactor``: geometry of the model's light response, where units read ``par_surface`` (default: the lab
+    tubular loop; its volumes should add up to ``volume_l``)."""
     out = Path(out)
     if out.suffix not in (".csv", ".parquet"):
         raise ValueError(f"estimates file {out}: use .csv or .parquet")
@@ -98,7 +102,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
     telemetry, events = read_telemetry(telemetry_path, events_path)
-    used = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS)]
+    used = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS + MODEL_INPUT_SENSORS)]
     frames = []
     for unit, rows in used.groupby("unit_id", sort=True):
         if not rows["sensor"].isin(BIOMASS_SENSORS).any():
@@ -107,7 +111,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         origin = rows["time"].dropna().min()
         sample_times, times_h, readings = unit_readings(rows, origin)
         estimates = estimate_unit(times_h, readings, unit_harvests(events, unit, origin), strain, volume_l, smooth,
-                                  calibrations)  # fmt: skip
+                                  calibrations, reactor=reactor)  # fmt: skip
         probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
                                                  policy.growth_threshold_per_h)  # fmt: skip
         ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]
@@ -124,6 +128,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
             "co2_gas_balance_g": estimates.co2_gas_balance_g, "co2_gas_balance_sd": estimates.co2_gas_balance_sd,
             "co2_routes_z": estimates.co2_routes_z,
             "sensor": estimates.sensor, "sample_flag": estimates.flags,
+            "growth_model_inputs": ",".join(estimates.model_sensors),
         }))  # fmt: skip
         if progress is not None:
             progress(unit)

@@ -82,15 +82,26 @@ def fuse(
     volume_l: float = typer.Option(80.0, min=0.001, help="culture volume (L), for CO2 captured"),
     calibration: list[Path] = typer.Option([], "--calibration", help="biomass calibration file from "
                                            "`algaflow calibrate` (repeatable, one per sensor)"),
+    geometry: str = typer.Option("tube", help="lit part: tube or flat_panel (the model's light response)"),
+    light_path_m: float = typer.Option(0.05, min=1e-4, help="tube inner diameter or panel depth, m"),
+    lit_volume_l: float = typer.Option(60.0, min=0.001, help="lit volume (L); the rest of --volume-l is the "
+                                       "dark tank"),
 ) -> None:
-    """Fuse sensors into biomass, growth rate, CO2 captured and harvest readiness, with uncertainty."""
+    """Fuse sensors into biomass, growth rate, CO2 captured and harvest readiness, with uncertainty.
+
+    Where a unit reads its incident light (par_surface), the reactor model's expected growth rate from
+    its light, temperature, pH, DO and nitrate sensors informs the growth rate."""
     from algaflow.cli.fuse import fuse_file
+    from algaflow.fusion.expected_rate import ReactorGeometry
 
     try:
+        if lit_volume_l > volume_l:
+            raise ValueError(f"--lit-volume-l {lit_volume_l} exceeds the culture volume --volume-l {volume_l}")
+        reactor = ReactorGeometry(geometry, light_path_m, volume_l - lit_volume_l, lit_volume_l)
         with console.status("fusing") as status:
             result = fuse_file(telemetry, out, events, strain, smooth, volume_l,
                                progress=lambda unit: status.update(f"fused {unit}"),
-                               calibration_paths=calibration)  # fmt: skip
+                               calibration_paths=calibration, reactor=reactor)  # fmt: skip
     except (ValueError, KeyError) as error:
         _fail(str(error))
         return
@@ -106,6 +117,8 @@ def fuse(
                       f"μ {row.growth_rate_per_h * 24:.2f} ± {row.growth_rate_sd * 24:.2f} 1/d, "
                       f"CO2 {row.co2_captured_g:.0f} ± {row.co2_captured_sd:.0f} g{gas}, "
                       f"harvest ready: {row.harvest_ready}")
+        if isinstance(row.growth_model_inputs, str) and row.growth_model_inputs:
+            console.print(f"    μ informed by the reactor model from {row.growth_model_inputs.replace(',', ', ')}")
 
 
 @app.command()

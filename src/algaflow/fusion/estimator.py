@@ -2,6 +2,10 @@
 the growth chain (fusion.growth), CO2 from biomass (fusion.carbon) and, where the unit has the gas
 analysers and the air flow, from the gas balance (fusion.gas_balance), with the two routes' agreement.
 
+Where the unit reads its incident light (``par_surface``), the reactor model's expected growth rate from
+the light, temperature, pH, DO and nitrate sensors informs μ (fusion.expected_rate): a first, OD-only
+causal pass gives the biomass that shades the tubes, the model's rate changes are the chain's known input.
+
 A biomass sensor reads s = a X + b + v (catalog noise sd σ, strain slope a), so any of them drives the
 same chain with (a, σ) from the strain and the catalog; the first one a unit has, in ``BIOMASS_SENSORS``
 order, is used.
@@ -16,9 +20,17 @@ import numpy as np
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_biomass
+from algaflow.fusion.expected_rate import (
+    ReactorGeometry,
+    Samples,
+    condition_sources,
+    model_rate_input,
+    unit_model_readings,
+)
 from algaflow.fusion.gas_balance import agreement, co2_from_gas_balance
 from algaflow.fusion.growth import (
     FLAG_NAMES,
+    GrowthEstimates,
     GrowthModel,
     dilution_before_samples,
     filter_growth,
@@ -66,6 +78,21 @@ def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = 
                    od_plausible_min=spec.range[0] - 10 * spec.noise_sd, od_plausible_max=spec.range[1])  # fmt: skip
 
 
+def filter_informed_growth(times_h: np.ndarray, values: np.ndarray, dilution: np.ndarray, model: GrowthModel,
+                           model_readings: dict[str, Samples], strain: Strain, reactor: ReactorGeometry,
+                           keep_priors: bool = True) -> tuple[GrowthEstimates, tuple[str, ...]]:  # fmt: skip
+    """One unit's growth chain on its biomass sensor (``values`` at ``times_h``), μ informed by the reactor
+    model where ``model_readings`` (sensor → (times, values)) include ``par_surface``: a first OD-only causal
+    pass gives the biomass that shades the tubes, the model's rate changes at it are the known input.
+    Returns the estimates and the sensors that informed μ (empty: OD alone)."""
+    if "par" not in condition_sources(model_readings):
+        return filter_growth(times_h, values, dilution, model, keep_priors=keep_priors), ()
+    first_pass = filter_growth(times_h, values, dilution, model, keep_priors=False)
+    rate_input = model_rate_input(times_h, model_readings, first_pass.biomass_g_per_l[0], strain, reactor)
+    estimates = filter_growth(times_h, values, dilution, model, keep_priors=keep_priors, rate_input=rate_input)
+    return estimates, tuple(condition_sources(model_readings).values())
+
+
 @dataclass(slots=True)
 class UnitEstimates:
     """Columns of the estimates contract (DESIGN.md §5) for one unit, at its biomass sensor's samples."""
@@ -82,17 +109,21 @@ class UnitEstimates:
     co2_gas_balance_g: np.ndarray  # NaN where the unit has no gas balance (or before its first exhaust sample)
     co2_gas_balance_sd: np.ndarray
     co2_routes_z: np.ndarray  # (gas − biomass) / combined sd: |z| < 2, the routes agree
+    model_sensors: tuple[str, ...] = ()  # sensors whose readings informed μ through the reactor model
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
                   strain: Strain, volume_l: float, smooth: bool = False,
                   calibrations: dict[str, BiomassCalibration] | None = None,
-                  candidates: tuple[str, ...] = BIOMASS_SENSORS) -> UnitEstimates:  # fmt: skip
+                  candidates: tuple[str, ...] = BIOMASS_SENSORS,
+                  reactor: ReactorGeometry | None = None) -> UnitEstimates:  # fmt: skip
     """``readings``: sensor → values at ``times_h`` (NaN where that sensor has no sample).
     ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it.
     ``calibrations``: fitted curves by sensor, used instead of the strain's slope; the uncertainty of
     their slope and curvature, common to all samples, is added to var ln X at the output.
-    ``candidates``: the biomass sensors it may use, in order of preference (the first with data is used)."""
+    ``candidates``: the biomass sensors it may use, in order of preference (the first with data is used).
+    ``reactor``: geometry for the model's light response (default: the lab tubular loop); the model informs μ
+    only where the unit has ``par_surface``."""
     calibrations = calibrations or {}
     sensor = next((s for s in candidates if s in readings and np.isfinite(readings[s]).any()), None)
     if sensor is None:
@@ -107,7 +138,9 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     dilution = dilution_before_samples(times, [t for t, _ in harvests], [f for _, f in harvests])
     calibration = calibrations.get(sensor)
     model = sensor_growth_model(sensor, strain, calibration=calibration)
-    filtered = filter_growth(times, values, dilution, model, keep_priors=smooth)
+    model_readings = unit_model_readings(np.asarray(times_h, dtype=float), readings)
+    filtered, informed_by = filter_informed_growth(times, values, dilution, model, model_readings, strain,
+                                                   reactor or ReactorGeometry(), keep_priors=smooth)  # fmt: skip
     mean, cov = filtered.mean[0], filtered.cov[0]
     if smooth:
         smoothed = smooth_growth(filtered)
@@ -126,4 +159,5 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     if balance is not None:
         gas_co2, gas_sd = balance.at(times)
     return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags,
-                         gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd))  # fmt: skip
+                         gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd),
+                         informed_by)  # fmt: skip

@@ -9,6 +9,9 @@ the exponential law misses; a harvest or dilution of known fraction f between tw
 ln(1 − f) in one step (a known input, not noise, so it is never smeared into μ):
 
     ℓ_k = ℓ_{k−1} + μ_{k−1} Δt + ln(1 − f_k),   μ_k = μ_{k−1},   b_k = b_{k−1} + d_{k−1} Δt,   d_k = d_{k−1}
+
+(where the reactor model informs μ, its expected change u_k is a known input too: μ_k += u_k, ℓ_k += u_k Δt/2;
+see :func:`filter_growth` and fusion.expected_rate)
     Q = blocks (ℓ, μ): σ_μ² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_ℓ² Δt, 0)
                (b, d): σ_d² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_b² Δt, 0)
 
@@ -28,7 +31,7 @@ Every sample gets a flag saying what was done with it (:data:`FLAG_NAMES`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numba import njit, prange
@@ -53,8 +56,9 @@ class GrowthModel:
     od_intercept: float = 0.0  # calibration intercept c0: the baseline's prior mean
     od_noise_sd: float = 0.005  # σ_abs, OD
     od_relative_noise: float = 0.01  # σ_rel
-    growth_rate_diffusion: float = 2e-4  # σ_μ², (1/h)² per h
-    log_biomass_diffusion: float = 1e-5  # σ_ℓ², per h
+    growth_rate_diffusion: float = 6e-5  # σ_μ², (1/h)² per h
+    informed_growth_rate_diffusion: float = 2e-6  # σ_μ² of the model's error δ when the model informs μ
+    log_biomass_diffusion: float = 2e-5  # σ_ℓ², per h
     baseline_diffusion: float = 1e-6  # σ_b², OD² per h
     drift_diffusion: float = 1e-10  # σ_d², (OD/h)² per h
     initial_growth_rate_sd: float = 0.1  # 1/h
@@ -316,7 +320,8 @@ def _consistent(innovations: np.ndarray) -> bool:
 
 
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
-def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicted_cov, transitions, flags):
+def _filter_unit(times, od, dilution, rate_input, model, mean, cov, predicted_mean, predicted_cov, transitions,
+                 flags):  # fmt: skip
     steps = times.shape[0]
     n = N_GROWTH_STATE
     transition = np.empty((n, n))
@@ -354,7 +359,8 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
             pending_survival = 1.0
         shift = process_factor(dt, removed, model, transition, noise)
         predict_growth(previous_mean, previous_cov, dt, noise, predicted_mean[stored], predicted_cov[stored])
-        predicted_mean[stored, LOG_BIOMASS] += shift
+        predicted_mean[stored, LOG_BIOMASS] += shift + 0.5 * rate_input[k] * dt
+        predicted_mean[stored, GROWTH_RATE] += rate_input[k]
         transitions[stored] = transition
         prior_at_k, prior_cov_at_k = predicted_mean[stored], predicted_cov[stored]
         value = od[k]
@@ -409,10 +415,11 @@ def _filter_unit(times, od, dilution, model, mean, cov, predicted_mean, predicte
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _filter_batch(times, od, dilution, model, mean, cov, predicted_mean, predicted_cov, transitions, flags):
+def _filter_batch(times, od, dilution, rate_input, model, mean, cov, predicted_mean, predicted_cov, transitions,
+                  flags):  # fmt: skip
     for u in prange(times.shape[0]):
-        _filter_unit(times[u], od[u], dilution[u], model, mean[u], cov[u], predicted_mean[u], predicted_cov[u],
-                     transitions[u], flags[u])
+        _filter_unit(times[u], od[u], dilution[u], rate_input[u], model, mean[u], cov[u], predicted_mean[u],
+                     predicted_cov[u], transitions[u], flags[u])
 
 
 @dataclass(slots=True)
@@ -463,9 +470,15 @@ def dilution_before_samples(sample_times_h: np.ndarray, harvest_times_h: np.ndar
 
 
 def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.ndarray | None = None,
-                  model: GrowthModel | None = None, keep_priors: bool = True) -> GrowthEstimates:
+                  model: GrowthModel | None = None, keep_priors: bool = True,
+                  rate_input: np.ndarray | None = None) -> GrowthEstimates:  # fmt: skip
     """Causal estimates for a batch: times_h, od (units, steps) with NaN gaps; dilution_fraction (units, steps)
     is the known fraction removed (and replaced by medium) just before each sample, 0 where none.
+
+    ``rate_input`` (units, steps): the model's expected change of μ just before each sample
+    (fusion.expected_rate; the first entry is the model's μ, the prior mean): μ⁻ += u_k, ℓ⁻ += u_k Δt / 2
+    (the step's trapezoid), and μ's random walk is then the model's error, with the smaller diffusion
+    ``informed_growth_rate_diffusion``.
 
     ``keep_priors=False`` stores only the last step's prior and transition (a live filter that will not be
     smoothed: 60 % less memory traffic); :func:`smooth_growth` needs them all."""
@@ -490,8 +503,15 @@ def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.nda
     predicted_cov = np.empty((units, kept, n, n))
     transitions = np.empty((units, kept, n, n))
     flags = np.empty((units, steps), dtype=np.int64)
-    _filter_batch(times_h, od, dilution_fraction, model.as_array(), mean, cov, predicted_mean, predicted_cov,
-                  transitions, flags)
+    if rate_input is None:
+        rate_input = np.zeros_like(od)
+    else:
+        model = replace(model, growth_rate_diffusion=model.informed_growth_rate_diffusion)
+    rate_input = np.ascontiguousarray(np.atleast_2d(rate_input), dtype=float)
+    if rate_input.shape != od.shape or not np.isfinite(rate_input).all():
+        raise ValueError(f"rate_input {rate_input.shape} must be finite and match od {od.shape}")
+    _filter_batch(times_h, od, dilution_fraction, rate_input, model.as_array(), mean, cov, predicted_mean,
+                  predicted_cov, transitions, flags)
     return GrowthEstimates(times_h, mean, cov, flags, predicted_mean, predicted_cov, transitions)
 
 

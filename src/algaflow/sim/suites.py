@@ -85,8 +85,9 @@ def _noise_section(family: str, sensors: tuple[str, ...]) -> tuple[dict, list[di
 
 
 def profile_scenario(profile: str, family: str = "gaussian", *, sensors: tuple[str, ...] = ("od750",),
-                     period_s: float = 60.0, units: int = 1, seed: int = 0) -> Scenario:  # fmt: skip
-    """The lab loop scripted to ``profile``, read by ``sensors`` every ``period_s`` under ``family`` noise."""
+                     period_s: float | dict[str, float] = 60.0, units: int = 1, seed: int = 0) -> Scenario:  # fmt: skip
+    """The lab loop scripted to ``profile``, read by ``sensors`` every ``period_s`` (seconds, one for all or
+    per sensor) under ``family`` noise."""
     if profile not in PROFILES:
         raise ValueError(f"unknown growth profile {profile!r}; choose one of {', '.join(PROFILES)}")
     base = tomllib.loads(files("algaflow.scenarios").joinpath("lab_tubular_chlorella.toml").read_text())
@@ -95,7 +96,8 @@ def profile_scenario(profile: str, family: str = "gaussian", *, sensors: tuple[s
     for key, value in PROFILES[profile].items():
         base[key] = base.get(key, {}) | value if isinstance(value, dict) else value
     section, faults = _noise_section(family, sensors)
-    base["sensors"] = {"include": list(sensors), "period_s": {s: period_s for s in sensors}} | section
+    periods = period_s if isinstance(period_s, dict) else {s: period_s for s in sensors}
+    base["sensors"] = {"include": list(sensors), "period_s": periods} | section
     base["faults"] = faults
     return parse_scenario(base, source=f"profile {profile}/{family}")
 
@@ -123,7 +125,8 @@ class SuiteCase:
 
 
 def simulate_cases(profile: str, family: str = "gaussian", *, sensors: tuple[str, ...] = ("od750",),
-                   period_s: float = 60.0, units: int = 1, seed: int = 0) -> list[SuiteCase]:  # fmt: skip
+                   period_s: float | dict[str, float] = 60.0, units: int = 1,
+                   seed: int = 0) -> list[SuiteCase]:  # fmt: skip
     """Run ``profile`` for ``units`` units (the scenario's unit-to-unit variation applies) and read them."""
     scenario = profile_scenario(profile, family, sensors=sensors, period_s=period_s, units=units, seed=seed)
     batch = build_batch(scenario)

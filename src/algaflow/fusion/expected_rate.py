@@ -1,0 +1,158 @@
+"""The model's expected net specific growth rate, read from a unit's own sensors: the known input that
+informs the growth chain's random walk on μ (fusion.growth).
+
+    μ_model = (V_lit / V) μ_max ⟨f_light(I; k X d)⟩ f_T(T) f_pH(pH) f_O2(DO) f_N(NO3) − r(T)
+
+with the kinetics of algaflow.model: ⟨f_light⟩ the light response averaged over the lit cross-section
+(Beer–Lambert through biomass X, optical depth k X d), the tank dark (gross rate 0) and the loop mixing
+fast enough that X is the same in both compartments (the simulator's volume-weighted net rate then
+equals this). Each condition is read from its sensor at the lit compartment where the unit has one,
+else at the tank: incident PAR ``par_surface``; temperature ``temp_tube``/``temp_tank``; pH
+``ph_tube``/``ph_tank``; DO ``do_tube``/``do_tank``; ``nitrate``. A condition without a sensor
+contributes the factor 1 (its effect is left to the random walk); without ``par_surface`` there is no
+model input at all. Readings are causal: each sensor's last valid sample (held over dropouts), after a
+running median over ``MEDIAN_SAMPLES`` samples that removes spikes and bubbles.
+
+The chain takes the increments Δμ_model between consecutive samples as a known input, so the state is
+μ = μ_model + δ with δ the model's error as a random walk: the sensors' white noise on μ_model telescopes
+(μ_k − μ_0 carries e_k − e_0, not a sum of them) and a unit-to-unit error in μ_max is absorbed by δ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from algaflow.catalog import SENSORS, Strain
+from algaflow.model.kinetics import cardinal_ph, cardinal_temperature, monod, oxygen_inhibition
+from algaflow.model.optics import average_growth_factor
+
+MEDIAN_SAMPLES = 5
+# condition → sensors that read it, preferred first (the lit compartment, where the cells grow)
+CONDITION_SENSORS = {
+    "par": ("par_surface",),
+    "temperature": ("temp_tube", "temp_tank"),
+    "ph": ("ph_tube", "ph_tank"),
+    "dissolved_o2": ("do_tube", "do_tank"),
+    "nitrate": ("nitrate",),
+}
+MODEL_INPUT_SENSORS = tuple(s for group in CONDITION_SENSORS.values() for s in group)
+
+
+@dataclass(frozen=True, slots=True)
+class ReactorGeometry:
+    """What the light response needs of the reactor: lit geometry ("tube" or "flat_panel"), light path
+    (tube inner diameter or panel depth, m) and the volumes of the dark tank and the lit part (L).
+    Defaults: the lab tubular loop (scenarios/lab_tubular_chlorella.toml)."""
+
+    geometry: str = "tube"
+    light_path_m: float = 0.05
+    volume_tank_l: float = 20.0
+    volume_lit_l: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.geometry not in ("tube", "flat_panel"):
+            raise ValueError(f"geometry must be 'tube' or 'flat_panel' (got {self.geometry!r})")
+        if not (self.light_path_m > 0 and self.volume_lit_l > 0 and self.volume_tank_l >= 0):
+            raise ValueError("light path and lit volume must be > 0 and the tank volume ≥ 0")
+
+    @property
+    def lit_fraction(self) -> float:
+        return self.volume_lit_l / (self.volume_lit_l + self.volume_tank_l)
+
+
+def causal_reading(times_h: np.ndarray, sample_times_h: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The sensor's value at each of ``times_h`` as a live reader sees it: the running median of its last
+    ``MEDIAN_SAMPLES`` valid samples at or before that time (NaN before its first one)."""
+    sample_times_h = np.asarray(sample_times_h, dtype=float)
+    values = np.asarray(values, dtype=float)
+    valid = np.isfinite(values) & np.isfinite(sample_times_h)
+    sample_times_h, values = sample_times_h[valid], values[valid]
+    result = np.full(np.shape(times_h), np.nan)
+    if values.size == 0:
+        return result
+    order = np.argsort(sample_times_h, kind="stable")
+    sample_times_h, values = sample_times_h[order], values[order]
+    # origin = right-most sample of the window, so sample i sees samples i − MEDIAN_SAMPLES + 1 … i
+    width = min(MEDIAN_SAMPLES, values.size)
+    running = median_filter(values, size=width, mode="nearest", origin=(width - 1) // 2)
+    index = np.searchsorted(sample_times_h, np.asarray(times_h, dtype=float), side="right") - 1
+    seen = index >= 0
+    result[seen] = running[index[seen]]
+    return result
+
+
+def expected_growth_rate(conditions: dict[str, np.ndarray], biomass_g_per_l: np.ndarray, strain: Strain,
+                         reactor: ReactorGeometry) -> np.ndarray:  # fmt: skip
+    """μ_model (1/h) from the conditions (keys of ``CONDITION_SENSORS``, each broadcastable to
+    ``biomass_g_per_l``; a missing key or a NaN value contributes the factor 1), see the module doc."""
+    biomass = np.clip(np.asarray(biomass_g_per_l, dtype=float), 0.0, None)
+    par = np.clip(np.asarray(conditions["par"], dtype=float), 0.0, None)
+    light = average_growth_factor(reactor.geometry, np.nan_to_num(par), biomass, reactor.light_path_m,
+                                  strain.extinction_per_g_per_l_per_m, strain.light_a, strain.light_b,
+                                  strain.light_c)  # fmt: skip
+
+    def factor(name: str, response) -> np.ndarray:
+        value = conditions.get(name)
+        if value is None:
+            return np.ones_like(biomass)
+        value = np.asarray(value, dtype=float)
+        return np.where(np.isfinite(value), response(np.nan_to_num(value)), 1.0)
+
+    temperature = factor("temperature",
+                         lambda t: cardinal_temperature(t, strain.t_min_c, strain.t_opt_c, strain.t_max_c))
+    ph = factor("ph", lambda p: cardinal_ph(p, strain.ph_min, strain.ph_opt, strain.ph_max))
+    oxygen = factor("dissolved_o2", lambda d: oxygen_inhibition(d, strain.do_max_mg_per_l, strain.do_exponent))
+    nitrate = factor("nitrate", lambda n: monod(n, strain.nitrate_k_mg_per_l))
+    temperature_c = np.asarray(conditions.get("temperature", np.nan), dtype=float)
+    respiration_c = np.where(np.isfinite(temperature_c), temperature_c, 20.0)
+    respiration = strain.respiration_per_h * strain.respiration_q10 ** ((respiration_c - 20.0) / 10.0)  # r(T)
+    gross = reactor.lit_fraction * strain.mu_max_per_h * light * temperature * ph * oxygen * nitrate
+    return gross - respiration
+
+
+Samples = tuple[np.ndarray, np.ndarray]  # (times_h, values) of one sensor
+
+
+def model_rate_input(times_h: np.ndarray, readings: dict[str, Samples], biomass_g_per_l: np.ndarray, strain: Strain,
+                     reactor: ReactorGeometry) -> np.ndarray | None:  # fmt: skip
+    """The growth chain's known input at each of ``times_h``: Δμ_model since the previous sample (the first
+    entry is μ_model itself, the prior mean of μ), or None when the unit has no ``par_surface``.
+    ``readings``: sensor → (sample times, values), any sampling; ``biomass_g_per_l`` at ``times_h``
+    (the causal OD-only estimate: self-shading changes slowly, so its error barely moves ⟨f_light⟩)."""
+    sources = condition_sources(readings)
+    if "par" not in sources:
+        return None
+    conditions = {condition: causal_reading(times_h, *readings[sensor]) for condition, sensor in sources.items()}
+    rate = expected_growth_rate(conditions, biomass_g_per_l, strain, reactor)
+    rate = np.where(np.isfinite(conditions["par"]) & np.isfinite(biomass_g_per_l), rate, np.nan)
+    rate = _hold_last(rate)
+    rate = np.nan_to_num(rate, nan=0.0)
+    return np.diff(rate, prepend=0.0)
+
+
+def condition_sources(readings: dict[str, Samples]) -> dict[str, str]:
+    """condition → the sensor it is read from: the first of ``CONDITION_SENSORS`` with a finite reading."""
+    sources = {}
+    for condition, sensors in CONDITION_SENSORS.items():
+        for sensor in sensors:
+            if sensor in readings and np.isfinite(readings[sensor][1]).any():
+                sources[condition] = sensor
+                break
+    return sources
+
+
+def _hold_last(values: np.ndarray) -> np.ndarray:
+    """Each NaN replaced by the last finite value before it (NaN before the first)."""
+    index = np.where(np.isfinite(values), np.arange(values.size), -1)
+    np.maximum.accumulate(index, out=index)
+    return np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
+
+
+def unit_model_readings(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> dict[str, Samples]:
+    """Wide readings (sensor → values at ``times_h``, NaN where none) as the (times, values) pairs of the
+    model-input sensors the unit has."""
+    return {s: (times_h, np.asarray(readings[s], dtype=float)) for s in MODEL_INPUT_SENSORS
+            if s in readings and s in SENSORS}  # fmt: skip

@@ -77,3 +77,15 @@ def test_reactor_geometry_checks():
         ReactorGeometry("sphere")
     with pytest.raises(ValueError, match="light path"):
         ReactorGeometry(light_path_m=0.0)
+
+
+def test_implausible_and_missing_inputs_leave_the_model_rate_alone():
+    times = np.arange(0.0, 1.0, 1 / 60)
+    par, temperature = np.full(times.size, 300.0), np.full(times.size, 25.0)
+    clean = model_rate_input(times, {"par_surface": (times, par), "temp_tube": (times, temperature)},
+                             np.full(times.size, 0.3), STRAIN, ReactorGeometry())  # fmt: skip
+    broken = temperature.copy()
+    broken[20:23] = [np.nan, 250.0, -80.0]  # a dropout and two readings outside the catalog's range
+    dirty = model_rate_input(times, {"par_surface": (times, par), "temp_tube": (times, broken)},
+                             np.full(times.size, 0.3), STRAIN, ReactorGeometry())  # fmt: skip
+    np.testing.assert_allclose(np.cumsum(dirty), np.cumsum(clean), atol=1e-15)

@@ -9,8 +9,9 @@ fast enough that X is the same in both compartments (the simulator's volume-weig
 equals this). Each condition is read from its sensor at the lit compartment where the unit has one,
 else at the tank: incident PAR ``par_surface``; temperature ``temp_tube``/``temp_tank``; pH
 ``ph_tube``/``ph_tank``; DO ``do_tube``/``do_tank``; ``nitrate``. A condition without a sensor
-contributes the factor 1 (its effect is left to the random walk); without ``par_surface`` there is no
-model input at all. Readings are causal: each sensor's last valid sample (held over dropouts), after a
+contributes the factor 1 (its effect is left to the random walk; respiration is then taken at 20 °C);
+without ``par_surface`` there is no model input at all. Readings are causal: each sensor's last valid
+sample (held over dropouts; readings outside the catalog's plausible range are not valid), after a
 running median over ``MEDIAN_SAMPLES`` samples that removes spikes and bubbles.
 
 The chain takes the increments Δμ_model between consecutive samples as a known input, so the state is
@@ -39,6 +40,7 @@ CONDITION_SENSORS = {
     "nitrate": ("nitrate",),
 }
 MODEL_INPUT_SENSORS = tuple(s for group in CONDITION_SENSORS.values() for s in group)
+Samples = tuple[np.ndarray, np.ndarray]  # (times_h, values) of one sensor
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +115,6 @@ def expected_growth_rate(conditions: dict[str, np.ndarray], biomass_g_per_l: np.
     return gross - respiration
 
 
-Samples = tuple[np.ndarray, np.ndarray]  # (times_h, values) of one sensor
-
-
 def model_rate_input(times_h: np.ndarray, readings: dict[str, Samples], biomass_g_per_l: np.ndarray, strain: Strain,
                      reactor: ReactorGeometry) -> np.ndarray | None:  # fmt: skip
     """The growth chain's known input at each of ``times_h``: Δμ_model since the previous sample (the first
@@ -125,7 +124,12 @@ def model_rate_input(times_h: np.ndarray, readings: dict[str, Samples], biomass_
     sources = condition_sources(readings)
     if "par" not in sources:
         return None
-    conditions = {condition: causal_reading(times_h, *readings[sensor]) for condition, sensor in sources.items()}
+    conditions = {}
+    for condition, sensor in sources.items():
+        sample_times, values = readings[sensor]
+        low, high = SENSORS[sensor].range
+        plausible = np.where((values >= low) & (values <= high), values, np.nan)  # pH 23 says nothing
+        conditions[condition] = causal_reading(times_h, sample_times, plausible)
     rate = expected_growth_rate(conditions, biomass_g_per_l, strain, reactor)
     rate = np.where(np.isfinite(conditions["par"]) & np.isfinite(biomass_g_per_l), rate, np.nan)
     rate = _hold_last(rate)

@@ -57,7 +57,7 @@ class GrowthModel:
     od_noise_sd: float = 0.005  # σ_abs, OD
     od_relative_noise: float = 0.01  # σ_rel
     growth_rate_diffusion: float = 6e-5  # σ_μ², (1/h)² per h
-    informed_growth_rate_diffusion: float = 2e-6  # σ_μ² of the model's error δ when the model informs μ
+    informed_growth_rate_diffusion: float = 1e-6  # σ_μ² of the model's error δ when the model informs μ
     log_biomass_diffusion: float = 2e-5  # σ_ℓ², per h
     baseline_diffusion: float = 1e-6  # σ_b², OD² per h
     drift_diffusion: float = 1e-10  # σ_d², (OD/h)² per h

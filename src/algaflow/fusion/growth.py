@@ -9,11 +9,11 @@ the exponential law misses; a harvest or dilution of known fraction f between tw
 ln(1 − f) in one step (a known input, not noise, so it is never smeared into μ):
 
     ℓ_k = ℓ_{k−1} + μ_{k−1} Δt + ln(1 − f_k),   μ_k = μ_{k−1},   b_k = b_{k−1} + d_{k−1} Δt,   d_k = d_{k−1}
+    Q = blocks (ℓ, μ): σ_μ² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_ℓ² Δt, 0)
+               (b, d): σ_d² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_b² Δt, 0)
 
 (where the reactor model informs μ, its expected change u_k is a known input too: μ_k += u_k, ℓ_k += u_k Δt/2;
 see :func:`filter_growth` and fusion.expected_rate)
-    Q = blocks (ℓ, μ): σ_μ² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_ℓ² Δt, 0)
-               (b, d): σ_d² [[Δt³/3, Δt²/2], [Δt²/2, Δt]] + diag(σ_b² Δt, 0)
 
 Measurement factor (the calibration curve OD = c0 + a X + c X², c0 the baseline's prior mean, with noise
 sd √(σ_abs² + (σ_rel OD)²)):

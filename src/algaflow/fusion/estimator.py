@@ -85,12 +85,13 @@ def filter_informed_growth(times_h: np.ndarray, values: np.ndarray, dilution: np
     model where ``model_readings`` (sensor → (times, values)) include ``par_surface``: a first OD-only causal
     pass gives the biomass that shades the tubes, the model's rate changes at it are the known input.
     Returns the estimates and the sensors that informed μ (empty: OD alone)."""
-    if "par" not in condition_sources(model_readings):
+    sources = condition_sources(model_readings)
+    if "par" not in sources:
         return filter_growth(times_h, values, dilution, model, keep_priors=keep_priors), ()
     first_pass = filter_growth(times_h, values, dilution, model, keep_priors=False)
     rate_input = model_rate_input(times_h, model_readings, first_pass.biomass_g_per_l[0], strain, reactor)
     estimates = filter_growth(times_h, values, dilution, model, keep_priors=keep_priors, rate_input=rate_input)
-    return estimates, tuple(condition_sources(model_readings).values())
+    return estimates, tuple(sources.values())
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from algaflow.catalog import SENSORS, Strain
-from algaflow.model.kinetics import cardinal_ph, cardinal_temperature, monod, oxygen_inhibition
+from algaflow.model.kinetics import cardinal_ph, cardinal_temperature, monod, oxygen_inhibition, respiration
 from algaflow.model.optics import average_growth_factor
 
 MEDIAN_SAMPLES = 5
@@ -110,9 +110,8 @@ def expected_growth_rate(conditions: dict[str, np.ndarray], biomass_g_per_l: np.
     nitrate = factor("nitrate", lambda n: monod(n, strain.nitrate_k_mg_per_l))
     temperature_c = np.asarray(conditions.get("temperature", np.nan), dtype=float)
     respiration_c = np.where(np.isfinite(temperature_c), temperature_c, 20.0)
-    respiration = strain.respiration_per_h * strain.respiration_q10 ** ((respiration_c - 20.0) / 10.0)  # r(T)
     gross = reactor.lit_fraction * strain.mu_max_per_h * light * temperature * ph * oxygen * nitrate
-    return gross - respiration
+    return gross - respiration(respiration_c, strain.respiration_per_h, strain.respiration_q10)
 
 
 def model_rate_input(times_h: np.ndarray, readings: dict[str, Samples], biomass_g_per_l: np.ndarray, strain: Strain,
@@ -158,5 +157,4 @@ def _hold_last(values: np.ndarray) -> np.ndarray:
 def unit_model_readings(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> dict[str, Samples]:
     """Wide readings (sensor → values at ``times_h``, NaN where none) as the (times, values) pairs of the
     model-input sensors the unit has."""
-    return {s: (times_h, np.asarray(readings[s], dtype=float)) for s in MODEL_INPUT_SENSORS
-            if s in readings and s in SENSORS}  # fmt: skip
+    return {s: (times_h, np.asarray(readings[s], dtype=float)) for s in MODEL_INPUT_SENSORS if s in readings}

@@ -69,3 +69,4 @@ cardinal_ph = vectorize(_SIGNATURE4, cache=True)(
 )
 oxygen_inhibition = vectorize(["float64(float64, float64, float64)"], cache=True)(oxygen_factor.py_func)
 monod = vectorize(["float64(float64, float64)"], cache=True)(monod_factor.py_func)
+respiration = vectorize(["float64(float64, float64, float64)"], cache=True)(respiration_rate.py_func)

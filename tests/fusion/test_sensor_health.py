@@ -1,14 +1,20 @@
 """Glitches (spikes, level jumps, saturation) on synthetic records with known positions; stuck sensors: the
-repeat statistics of a healthy quantised sensor, and the simulator's faults (stuck,
-spike burst, 30 % dropouts; fixture ``faulty`` in conftest) read through `algaflow fuse`."""
+repeat statistics of a healthy quantised sensor; drift against a second reading of the same quantity, on a
+steady level (latency from the noise of two medians) and against a slope error on a growing one; and the
+simulator's faults (stuck, spike burst, 30 % dropouts, a drifting OD probe beside a turbidity probe;
+fixture ``faulty`` in conftest) read through `algaflow fuse`."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from algaflow.catalog import SENSORS
 from algaflow.cli.fuse import fuse_file
 from algaflow.fusion.sensor_health import (
+    DRIFT_SIGMAS,
+    DRIFT_WINDOW,
     STUCK_RUN,
+    drifting_samples,
     jump_samples,
     saturated_samples,
     spike_samples,
@@ -44,9 +50,41 @@ def test_faults_are_flagged_within_minutes_and_the_estimate_stays_in_its_band(fa
     assert np.isin(flags[burst], ["downweighted", "rejected_outlier"]).sum() >= 20  # ~36 spikes, some small
     gaps = np.diff(hours[(hours >= 18.0) & (hours < 22.0)])
     assert np.mean(gaps > 1.5 / 60) > 0.15  # the dropouts are absent samples, not invented ones
-    for start, end in ((10.0, 14.0), (16.0, 18.0), (18.0, 22.0)):
+    drifting = estimates["drifting_sensors"].fillna("").to_numpy() != ""
+    assert not drifting[hours < 24.0].any()
+    assert 24.0 < hours[drifting].min() < 24.0 + 2.5  # 0.2 AU/day: ~0.017 AU, 3 noise sd of the pair, by then
+    assert set(estimates["drifting_sensors"][drifting]) == {"od750,turbidity_tank"}
+    assert drifting[hours >= 28.0].mean() > 0.95
+    for start, end in ((10.0, 14.0), (16.0, 18.0), (18.0, 22.0), (24.0, 36.0)):
         window = (hours >= start) & (hours < end)
         assert inside[window].mean() > 0.9, (start, end)
+
+
+def test_drift_is_flagged_once_it_leaves_the_noise_of_two_medians_and_not_for_a_slope_error():
+    rng = np.random.default_rng(21)
+    hours = np.arange(0.0, 96.0, 1 / 60)
+    own_sd, other_sd = 0.005, 0.0067  # od750 and turbidity_tank, in g/L
+    pair_sd = np.hypot(own_sd, other_sd)
+    steady = np.full(hours.size, 0.5)
+    other = steady + other_sd * rng.standard_normal(hours.size)
+    healthy = steady + own_sd * rng.standard_normal(hours.size)
+    assert not drifting_samples(healthy, other, pair_sd).any()  # four days, no false alarm
+    rate = 0.2 / 24.0  # per hour, from 24 h
+    drifted = healthy + rate * np.clip(hours - 24.0, 0.0, None)
+    drifted[rng.random(hours.size) < 0.2] = np.nan  # dropouts do not hide it
+    flags = drifting_samples(drifted, other, pair_sd)
+    standard_error = 1.2533 * pair_sd * np.sqrt(2.0 / DRIFT_WINDOW)
+    expected = 24.0 + DRIFT_SIGMAS * standard_error / rate + DRIFT_WINDOW / 2 / 60  # the trailing median's lag
+    first = hours[flags].min()
+    assert abs(first - expected) < 0.3, (first, expected)
+    assert not flags[hours < 24.0].any() and flags[(hours > expected + 0.5) & np.isfinite(drifted)].all()
+    # A growing culture read 3 % steeper by one sensor: the difference grows with the level, not with time.
+    growing = 0.1 * np.exp(0.02 * hours)
+    steeper = 1.03 * growing + own_sd * rng.standard_normal(hours.size)
+    assert not drifting_samples(steeper, growing + other_sd * rng.standard_normal(hours.size), pair_sd,
+                                slope_tolerance=0.05).any()  # fmt: skip
+    with pytest.raises(ValueError, match="same samples"):
+        drifting_samples(healthy, other[:-1], pair_sd)
 
 
 def test_hampel_finds_bubble_spikes_on_ph_without_false_alarms():

@@ -127,7 +127,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
             "harvest_fraction": recommended_fraction(estimates.biomass_g_per_l, estimates.growth_rate_per_h),
             "co2_gas_balance_g": estimates.co2_gas_balance_g, "co2_gas_balance_sd": estimates.co2_gas_balance_sd,
             "co2_routes_z": estimates.co2_routes_z,
-            "sensor": estimates.sensor, "sample_flag": estimates.flags,
+            "sensor": estimates.sensor, "sample_flag": estimates.flags, "drifting_sensors": estimates.drifting,
             "growth_model_inputs": ",".join(estimates.model_sensors),
         }))  # fmt: skip
         if progress is not None:

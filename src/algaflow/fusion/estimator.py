@@ -9,6 +9,16 @@ causal pass gives the biomass that shades the tubes, the model's rate changes ar
 A biomass sensor reads s = a X + b + v (catalog noise sd σ, strain slope a), so any of them drives the
 same chain with (a, σ) from the strain and the catalog; the first one a unit has, in ``BIOMASS_SENSORS``
 order, is used.
+
+Where the unit has a second biomass sensor, the two are watched against each other, causally
+(fusion.sensor_health.drifting_samples on their calibrated readings X̂ = (s − c0)/a). While they
+disagree, one of them drifts and the data cannot say which: the estimate is the two hypotheses
+("the chain's sensor is right", "the other one is") with equal weight, each the growth chain on that
+sensor, collapsed to one Gaussian by moment matching (as an interacting-multiple-model filter does):
+
+    m = (m₁ + m₂)/2,   P = (P₁ + P₂)/2 + (m₁ − m₂)² / 4      for ln X and for μ
+
+so the band spans both sensors' stories until they agree again.
 """
 
 from __future__ import annotations
@@ -36,9 +46,12 @@ from algaflow.fusion.growth import (
     filter_growth,
     smooth_growth,
 )
-from algaflow.fusion.sensor_health import stuck_samples
+from algaflow.fusion.sensor_health import drifting_samples, stuck_samples
+from algaflow.fusion.timeline import last_sample_index
 
 BIOMASS_SENSORS = ("od750", "od680", "turbidity_tank", "turbidity_tube")
+SLOPE_TOLERANCE = 0.05  # relative calibration slope error allowed between two biomass sensors
+HOLD_H = 0.25  # the other sensor's last sample counts for this long (h)
 
 
 def calibration_slope(sensor: str, strain: Strain) -> float:
@@ -111,6 +124,7 @@ class UnitEstimates:
     co2_gas_balance_sd: np.ndarray
     co2_routes_z: np.ndarray  # (gas − biomass) / combined sd: |z| < 2, the routes agree
     model_sensors: tuple[str, ...] = ()  # sensors whose readings informed μ through the reactor model
+    drifting: np.ndarray | None = None  # per sample: "" or the biomass sensors found disagreeing ("a,b")
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
@@ -126,12 +140,14 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     ``reactor``: geometry for the model's light response (default: the lab tubular loop); the model informs μ
     only where the unit has ``par_surface``."""
     calibrations = calibrations or {}
-    sensor = next((s for s in candidates if s in readings and np.isfinite(readings[s]).any()), None)
-    if sensor is None:
+    present = [s for s in candidates if s in readings and np.isfinite(readings[s]).any()]
+    if not present:
         raise ValueError(f"no biomass sensor with data; fusing needs one of {', '.join(candidates)}")
+    sensor, others = present[0], present[1:]
+    times_h = np.asarray(times_h, dtype=float)
     values = np.asarray(readings[sensor], dtype=float)
     sampled = ~np.isnan(values)
-    times, values = np.asarray(times_h, dtype=float)[sampled], values[sampled]
+    times, values = times_h[sampled], values[sampled]
     spec = SENSORS[sensor]
     stuck = stuck_samples(values, spec.noise_sd, spec.resolution)
     if stuck is not None:
@@ -139,17 +155,39 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     dilution = dilution_before_samples(times, [t for t, _ in harvests], [f for _, f in harvests])
     calibration = calibrations.get(sensor)
     model = sensor_growth_model(sensor, strain, calibration=calibration)
-    model_readings = unit_model_readings(np.asarray(times_h, dtype=float), readings)
+    model_readings = unit_model_readings(times_h, readings)
     filtered, informed_by = filter_informed_growth(times, values, dilution, model, model_readings, strain,
                                                    reactor or ReactorGeometry(), keep_priors=smooth)  # fmt: skip
     mean, cov = filtered.mean[0], filtered.cov[0]
     if smooth:
         smoothed = smooth_growth(filtered)
         mean, cov = smoothed.mean[0], smoothed.cov[0]
-    biomass = np.exp(mean[:, 0])
-    log_variance = cov[:, 0, 0]
+    log_biomass, log_variance = mean[:, 0], cov[:, 0, 0]
     if calibration is not None:
-        log_variance = log_variance + calibration.log_biomass_variance(biomass)
+        log_variance = log_variance + calibration.log_biomass_variance(np.exp(log_biomass))
+    rate, rate_variance = mean[:, 1], cov[:, 1, 1]
+    drifting = np.full(times.size, "", dtype=object)
+    if others:
+        other = others[0]
+        disagree = drifting_biomass_samples(times_h, readings, sensor, other, strain, calibrations)
+        if disagree.any():
+            drifting[disagree] = f"{sensor},{other}"
+            alternative = estimate_unit(times_h, readings, harvests, strain, volume_l, smooth, calibrations,
+                                        candidates=(other,), reactor=reactor)  # fmt: skip
+            index = last_sample_index(alternative.times_h, times[disagree])
+            seen = index >= 0
+            at = np.flatnonzero(disagree)[seen]
+            index = index[seen]
+            other_log = np.log(alternative.biomass_g_per_l[index])
+            other_log_variance = (alternative.biomass_sd[index] / alternative.biomass_g_per_l[index]) ** 2
+            log_biomass, log_variance = (x.copy() for x in (log_biomass, log_variance))
+            rate, rate_variance = (x.copy() for x in (rate, rate_variance))
+            log_biomass[at], log_variance[at] = equal_mixture(log_biomass[at], log_variance[at], other_log,
+                                                              other_log_variance)  # fmt: skip
+            rate[at], rate_variance[at] = equal_mixture(rate[at], rate_variance[at],
+                                                        alternative.growth_rate_per_h[index],
+                                                        alternative.growth_rate_sd[index] ** 2)  # fmt: skip
+    biomass = np.exp(log_biomass)
     biomass_sd = biomass * np.sqrt(log_variance)
     co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
     flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
@@ -159,6 +197,42 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     balance = co2_from_gas_balance(times_h, readings, volume_l, strain.salinity, [t for t, _ in harvests])
     if balance is not None:
         gas_co2, gas_sd = balance.at(times)
-    return UnitEstimates(sensor, times, biomass, biomass_sd, mean[:, 1], np.sqrt(cov[:, 1, 1]), co2, co2_sd, flags,
-                         gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd),
-                         informed_by)  # fmt: skip
+    return UnitEstimates(sensor, times, biomass, biomass_sd, rate, np.sqrt(rate_variance), co2, co2_sd, flags,
+                         gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd), informed_by,
+                         drifting)  # fmt: skip
+
+
+def equal_mixture(first_mean: np.ndarray, first_variance: np.ndarray, second_mean: np.ndarray,
+                  second_variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Moment-matched Gaussian of an equal-weight mixture of two: m = (m₁ + m₂)/2,
+    P = (P₁ + P₂)/2 + (m₁ − m₂)²/4."""
+    return 0.5 * (first_mean + second_mean), 0.5 * (first_variance + second_variance) + 0.25 * (
+        first_mean - second_mean) ** 2
+
+
+def drifting_biomass_samples(times_h: np.ndarray, readings: dict[str, np.ndarray], sensor: str, other: str,
+                             strain: Strain, calibrations: dict[str, BiomassCalibration]) -> np.ndarray:  # fmt: skip
+    """Causal drift flags of biomass ``sensor`` against ``other`` at ``sensor``'s samples (its non-NaN readings
+    of ``readings`` at ``times_h``), on calibrated readings X̂ = (s − c0)/a with stuck stretches left out; the
+    other's last sample at or before each time is used for ``HOLD_H`` hours."""
+    times_h = np.asarray(times_h, dtype=float)
+    calibrated = {}
+    for name in (sensor, other):
+        values = np.asarray(readings[name], dtype=float)
+        sampled = ~np.isnan(values)
+        values = values[sampled]
+        spec = SENSORS[name]
+        stuck = stuck_samples(values, spec.noise_sd, spec.resolution)
+        if stuck is not None:
+            values = np.where(stuck, np.nan, values)  # a stuck stretch is its own fault, not a drift
+        factor = sensor_growth_model(name, strain, calibration=calibrations.get(name))
+        calibrated[name] = (times_h[sampled], (values - factor.od_intercept) / factor.od_per_g_per_l,
+                            factor.od_noise_sd / factor.od_per_g_per_l)  # fmt: skip
+    times, own, own_noise = calibrated[sensor]
+    other_times, other_values, other_noise = calibrated[other]
+    kept = np.isfinite(other_values)
+    other_times, other_values = other_times[kept], other_values[kept]
+    index = last_sample_index(other_times, times)
+    fresh = (index >= 0) & (times - other_times[np.maximum(index, 0)] <= HOLD_H)
+    held = np.where(fresh, other_values[np.maximum(index, 0)], np.nan)
+    return drifting_samples(own, held, float(np.hypot(own_noise, other_noise)), slope_tolerance=SLOPE_TOLERANCE)

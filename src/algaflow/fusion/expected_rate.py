@@ -24,9 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import median_filter
 
 from algaflow.catalog import SENSORS, Strain
+from algaflow.fusion.sensor_health import trailing_median
+from algaflow.fusion.timeline import last_sample_index
 from algaflow.model.kinetics import cardinal_ph, cardinal_temperature, monod, oxygen_inhibition, respiration
 from algaflow.model.optics import average_growth_factor
 
@@ -77,10 +78,8 @@ def causal_reading(times_h: np.ndarray, sample_times_h: np.ndarray, values: np.n
         return result
     order = np.argsort(sample_times_h, kind="stable")
     sample_times_h, values = sample_times_h[order], values[order]
-    # origin = right-most sample of the window, so sample i sees samples i − MEDIAN_SAMPLES + 1 … i
-    width = min(MEDIAN_SAMPLES, values.size)
-    running = median_filter(values, size=width, mode="nearest", origin=(width - 1) // 2)
-    index = np.searchsorted(sample_times_h, np.asarray(times_h, dtype=float), side="right") - 1
+    running = trailing_median(values, min(MEDIAN_SAMPLES, values.size))
+    index = last_sample_index(sample_times_h, times_h)
     seen = index >= 0
     result[seen] = running[index[seen]]
     return result

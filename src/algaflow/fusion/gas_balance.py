@@ -40,6 +40,7 @@ from numba import njit
 from scipy.integrate import cumulative_trapezoid
 
 from algaflow.catalog import SENSORS
+from algaflow.fusion.timeline import last_sample_index
 from algaflow.model.chemistry import equilibrium_constants
 from algaflow.model.gas import CO2_MOLAR_MASS_G, gas_molar_flow_mol_per_h
 
@@ -78,7 +79,7 @@ class GasBalance:
     def at(self, times_h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(captured, sd) at ``times_h``, causally: the last exhaust sample at or before each time
         (NaN before the first)."""
-        index = np.searchsorted(self.times_h, np.asarray(times_h, dtype=float), side="right") - 1
+        index = last_sample_index(self.times_h, times_h)
         valid = index >= 0
         captured = np.where(valid, self.captured_g[np.maximum(index, 0)], np.nan)
         sd = np.where(valid, self.captured_sd[np.maximum(index, 0)], np.nan)

@@ -23,14 +23,24 @@ samples; pH after the lamp switches, a real change, ramps over many minutes and 
 Saturation: readings at or beyond the catalog range, or ``run`` or more equal readings at the record's
 own maximum or minimum (an analyser pinned below its nominal range, as a CO2 sensor near 80,000 ppm).
 
-A drifting sensor cannot be told from growth by one biomass sensor alone (an additive drift and a
-slightly faster culture fit the same OD curve); it is found against other sensors of the same quantity
-by fusion.sensor_information.
+Drift: a drifting sensor cannot be told from growth by one biomass sensor alone (an additive drift and a
+slightly faster culture fit the same OD curve); it is found, causally, against a second reading of the
+same quantity in the same unit (:func:`drifting_samples`): with D = own − other, its median D₀ over the
+first ``window`` joint samples and D_k over the last ``window`` up to k, a drift is flagged where
+
+    |D_k − D₀| > max(k_d se, ε |R_k − R₀|),   se = 1.2533 σ_D √(2 / window),   k_d = 5
+
+se the sd of a difference of two medians of ``window`` samples of noise σ_D (the catalog's combined sd,
+or the record's own over the first window if larger), R the other reading's medians over the same
+windows and ε the relative slope error allowed between the two (a calibration slope error moves D with
+the level, not with time). A drift of r per hour is flagged about (k_d se)/r + window/2 samples after it
+starts on a steady culture; a culture that grows or is harvested meanwhile widens the ε term.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 STUCK_RUN = 7
 
@@ -122,6 +132,37 @@ def jump_samples(values: np.ndarray, noise_sd: float, window: int = 15, sigmas: 
         sharp = abs(np.median(present[k:k + SHARP_SAMPLES]) - np.median(present[k - SHARP_SAMPLES:k]))
         if sharp >= 0.7 * abs(jump[best]):
             flags[finite[k]] = True
+    return flags
+
+
+DRIFT_WINDOW = 61  # odd: one middle sample, the median of the trailing window
+DRIFT_SIGMAS = 5.0
+
+
+def trailing_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Median of each sample and the ``window`` − 1 before it (the first ones padded with the first value)."""
+    return median_filter(values, size=window, mode="nearest", origin=(window - 1) // 2)
+
+
+def drifting_samples(own: np.ndarray, other: np.ndarray, noise_sd: float, window: int = DRIFT_WINDOW,
+                     sigmas: float = DRIFT_SIGMAS, slope_tolerance: float = 0.0) -> np.ndarray:  # fmt: skip
+    """Causal drift flags of ``own`` against ``other`` (module doc): two readings of one quantity in one unit
+    on the same samples (NaN where either is missing); ``noise_sd`` the sd of their difference for noise
+    alone. Only samples where both are finite can be flagged, from the first full window on."""
+    own, other = np.asarray(own, dtype=float), np.asarray(other, dtype=float)
+    if own.shape != other.shape:
+        raise ValueError(f"own {own.shape} and other {other.shape} must be read on the same samples")
+    flags = np.zeros(own.size, dtype=bool)
+    joint = np.flatnonzero(np.isfinite(own) & np.isfinite(other))
+    if joint.size < 2 * window:
+        return flags
+    difference, level = own[joint] - other[joint], other[joint]
+    first_difference, first_level = np.median(difference[:window]), np.median(level[:window])
+    spread = max(noise_sd, 1.4826 * np.median(np.abs(difference[:window] - first_difference)))
+    standard_error = 1.2533 * spread * np.sqrt(2.0 / window)
+    trailing, trailing_level = (trailing_median(x, window)[window - 1:] for x in (difference, level))
+    threshold = np.maximum(sigmas * standard_error, slope_tolerance * np.abs(trailing_level - first_level))
+    flags[joint[window - 1:]] = np.abs(trailing - first_difference) > threshold
     return flags
 
 

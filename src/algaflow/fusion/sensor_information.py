@@ -10,10 +10,10 @@ with "all sensors" the estimator as `algaflow fuse` runs it (the first biomass s
 Sensors of other quantities do not enter the biomass chain; they are reported with zero information.
 
 Disagreement: a biomass sensor drifts against the rest when the difference of its calibrated reading to
-the others' moves between the window's first and last quarter by more than both its noise and a
-calibration slope error of a few percent (:func:`_disagreeing_biomass`; with two sensors both are
-flagged: either may be wrong). The two temperature probes (tank and tube; the loop mixes fast, so they
-read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
+each other one moves, within the window, by more than both its noise and a calibration slope error of a
+few percent (the causal drift check `algaflow fuse` runs, fusion.sensor_health.drifting_samples; with
+two sensors both are flagged: either may be wrong). The two temperature probes (tank and tube; the loop
+mixes fast, so they read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
 pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs,
 spikes, level jumps and saturation are counted by fusion.sensor_health for every sensor; gaps as the share
 of expected samples missing.
@@ -22,12 +22,13 @@ of expected samples missing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, estimate_unit, sensor_growth_model
+from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, drifting_biomass_samples, estimate_unit
 from algaflow.fusion.sensor_health import jump_samples, saturated_samples, spike_samples, stuck_samples
 
 PAIR_DISAGREE_SD = 5.0
@@ -110,40 +111,12 @@ def _uncertainty(estimates: UnitEstimates) -> tuple[float, float]:
 
 def _disagreeing_biomass(times_h: np.ndarray, readings: dict[str, np.ndarray], sensors: list[str],
                          strain: Strain, calibrations: dict[str, BiomassCalibration]) -> list[str]:  # fmt: skip
-    """Biomass sensors whose readings move against the others over the window (module doc).
-
-    On each sensor's samples (stuck stretches left out), the calibrated difference to the median of the
-    others, D = X̂_s − X̂_rest with X̂ = (reading − c0)/c1; its change between the window's first and last
-    quarter, ΔD = median(D_last) − median(D_first), with se from the quarters' MAD. Flagged when
-    |ΔD| > max(5 se, 5 % of the mean X̂): a shift that is neither noise nor a calibration slope error of a
-    few percent."""
-    if len(sensors) < 2:
-        return []
-    calibrated = {}
-    for name in sensors:
-        values = np.asarray(readings[name], dtype=float)
-        kept = np.isfinite(values)
-        stuck = stuck_samples(values, SENSORS[name].noise_sd, SENSORS[name].resolution)
-        if stuck is not None:
-            kept &= ~stuck  # a stuck stretch is its own fault, not a drift
-        factor = sensor_growth_model(name, strain, calibration=calibrations.get(name))
-        calibrated[name] = (times_h[kept], (values[kept] - factor.od_intercept) / factor.od_per_g_per_l)
-    flagged = []
-    for name in sensors:
-        times, own = calibrated[name]
-        if times.size < 40:
-            continue
-        rest = np.median([np.interp(times, *calibrated[s]) for s in sensors if s != name], axis=0)
-        difference = own - rest
-        quarter = times.size // 4
-        first, last = difference[:quarter], difference[-quarter:]
-        change = np.median(last) - np.median(first)
-        spread = 1.4826 * np.hypot(np.median(np.abs(first - np.median(first))),
-                                   np.median(np.abs(last - np.median(last))))  # fmt: skip
-        standard_error = 1.2533 * spread / np.sqrt(quarter)  # sd of a median of n normal samples
-        if abs(change) > max(5.0 * standard_error, 0.05 * np.mean(np.abs(own))):
-            flagged.append(name)
-    return list(sensors) if flagged and len(sensors) == 2 else flagged  # two: either may be the wrong one
+    """Biomass sensors that drift against every other one within the window (the causal check of
+    fusion.estimator.drifting_biomass_samples, pair by pair); with two sensors both are flagged: either
+    may be the wrong one."""
+    drifts = {frozenset(pair): bool(drifting_biomass_samples(times_h, readings, *pair, strain, calibrations).any())
+              for pair in combinations(sensors, 2)}  # fmt: skip
+    return [s for s in sensors if len(sensors) > 1 and all(drifts[frozenset((s, o))] for o in sensors if o != s)]
 
 
 def _pair_disagrees(times_h: np.ndarray, first: np.ndarray, second: np.ndarray, name: str) -> bool:

@@ -1,0 +1,168 @@
+"""The store's one interface (DESIGN.md §6): every backend keeps units, readings with a quality flag,
+1-minute rollups of the good readings, and events, and answers the same queries.
+
+Times cross this interface as integer microseconds since 1970-01-01 UTC (``time_us``): exact, ordered and
+cheap to move in bulk. A reading is identified by (unit, sensor, time): writing it again is harmless (the
+first value stays), so an agent may resend whatever was not acknowledged.
+
+Downsampling: ``readings(..., every_s=s)`` returns per bucket [t, t + s) the mean, min, max and count of
+the good readings (quality 0), buckets aligned to multiples of s since the epoch; for s a multiple of 60
+it is read from the 1-minute rollups (start then counts from its whole minute), which the backends keep
+up to date in the same transaction as the readings.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from algaflow.catalog import SENSORS
+from algaflow.catalog.frames import Frame
+
+MINUTE_US = 60_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_time_us(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime (exact)."""
+    if moment.tzinfo is None:
+        raise ValueError("times at the store's edge must carry a time zone")
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_time_us(time_us: int) -> datetime:
+    return datetime.fromtimestamp(time_us // 1_000_000, UTC).replace(microsecond=time_us % 1_000_000)
+
+
+@dataclass(slots=True)
+class ReadingBatch:
+    """Readings in columns: unit ids and sensor names (str), time_us (int64), value (float64), quality (int8)."""
+
+    unit_id: np.ndarray
+    sensor: np.ndarray
+    time_us: np.ndarray
+    value: np.ndarray
+    quality: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.unit_id = np.asarray(self.unit_id, dtype=object)
+        self.sensor = np.asarray(self.sensor, dtype=object)
+        self.time_us = np.asarray(self.time_us, dtype=np.int64)
+        self.value = np.asarray(self.value, dtype=np.float64)
+        self.quality = np.asarray(self.quality, dtype=np.int8)
+        sizes = {a.shape for a in (self.unit_id, self.sensor, self.time_us, self.value, self.quality)}
+        if len(sizes) != 1 or len(next(iter(sizes))) != 1:
+            raise ValueError(f"a reading batch needs five 1-D columns of one length (got shapes {sorted(sizes)})")
+
+    def __len__(self) -> int:
+        return int(self.time_us.size)
+
+    @classmethod
+    def from_frames(cls, frames: Iterable[Frame]) -> ReadingBatch:
+        """Every reading of ``frames``, with the catalog's quality flag."""
+        units, sensors, times, values, qualities = [], [], [], [], []
+        for frame in frames:
+            time_us = to_time_us(frame.time)
+            quality = frame.quality()
+            for name, value in frame.readings.items():
+                units.append(frame.unit_id)
+                sensors.append(name)
+                times.append(time_us)
+                values.append(value)
+                qualities.append(quality[name])
+        return cls(np.array(units, dtype=object), np.array(sensors, dtype=object), np.array(times, dtype=np.int64),
+                   np.array(values, dtype=np.float64), np.array(qualities, dtype=np.int8))  # fmt: skip
+
+    def rows(self) -> list[tuple[str, str, int, float, int]]:
+        return list(zip(self.unit_id.tolist(), self.sensor.tolist(), self.time_us.tolist(), self.value.tolist(),
+                        self.quality.tolist(), strict=True))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    unit_id: str
+    time_us: int
+    kind: str
+    params: dict
+
+
+def events_of_frames(frames: Iterable[Frame]) -> list[StoredEvent]:
+    """The events carried by ``frames`` (an event without its own time takes the frame's)."""
+    return [StoredEvent(frame.unit_id, to_time_us(event.time or frame.time), event.kind, dict(event.params))
+            for frame in frames for event in frame.events]  # fmt: skip
+
+
+READING_COLUMNS = ("time_us", "sensor", "value", "quality")
+DOWNSAMPLED_COLUMNS = ("time_us", "sensor", "mean", "min", "max", "count")
+EVENT_COLUMNS = ("time_us", "kind", "params")
+
+
+class UnknownUnitError(KeyError):
+    """A query or write names a unit that is not registered."""
+
+
+class Store(ABC):
+    """What every backend does (module doc). Writes are durable when they return."""
+
+    name: str
+
+    @abstractmethod
+    def register_unit(self, unit_id: str, metadata: dict) -> None:
+        """Create the unit, or replace its metadata (strain, geometry, site, sensors ...)."""
+
+    @abstractmethod
+    def units(self) -> dict[str, dict]:
+        """Every registered unit and its metadata."""
+
+    @abstractmethod
+    def write_readings(self, batch: ReadingBatch) -> int:
+        """Store the batch; readings already stored (same unit, sensor, time) are ignored. Returns how many
+        were new. Every unit must be registered."""
+
+    @abstractmethod
+    def readings(self, unit_id: str, sensors: Sequence[str] | None = None, start_us: int | None = None,
+                 end_us: int | None = None, every_s: int | None = None) -> pd.DataFrame:  # fmt: skip
+        """One unit's readings in [start, end), ordered by sensor then time: ``READING_COLUMNS``, or with
+        ``every_s`` the ``DOWNSAMPLED_COLUMNS`` per bucket (module doc)."""
+
+    @abstractmethod
+    def write_events(self, events: Sequence[StoredEvent]) -> int:
+        """Store events; one already stored (same unit, time, kind) is ignored. Returns how many were new."""
+
+    @abstractmethod
+    def events(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        """One unit's events in [start, end) by time: ``EVENT_COLUMNS``."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_every_s(every_s: int | None) -> None:
+    if every_s is not None and (not isinstance(every_s, int) or every_s <= 0):
+        raise ValueError(f"every_s must be a positive whole number of seconds (got {every_s!r})")
+
+
+def check_sensors(sensors: Sequence[str] | None) -> list[str] | None:
+    if sensors is None:
+        return None
+    unknown = sorted(set(sensors) - set(SENSORS))
+    if unknown:
+        raise ValueError(f"unknown sensor(s) {', '.join(unknown)}; the catalog has {', '.join(SENSORS)}")
+    return list(sensors)
+
+
+__all__ = ["DOWNSAMPLED_COLUMNS", "EVENT_COLUMNS", "MINUTE_US", "READING_COLUMNS", "ReadingBatch",
+           "Store", "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors", "events_of_frames",
+           "from_time_us", "to_time_us"]  # fmt: skip

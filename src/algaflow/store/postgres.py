@@ -1,0 +1,194 @@
+"""PostgreSQL backend (psycopg 3): readings in a table partitioned by month of their time, ingest by COPY.
+
+A batch is copied into a temporary table, inserted with ON CONFLICT DO NOTHING (resent readings are
+ignored) and the rows actually inserted (RETURNING) are folded into the 1-minute rollups, all in one
+transaction committed before the call returns. The month partitions a batch needs are created first,
+under an advisory lock so that concurrent writers do not race to create the same one.
+``?schema=NAME`` in the URL keeps the tables in their own schema (created if missing).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import numpy as np
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from algaflow.store.base import (
+    DOWNSAMPLED_COLUMNS,
+    EVENT_COLUMNS,
+    MINUTE_US,
+    READING_COLUMNS,
+    ReadingBatch,
+    Store,
+    StoredEvent,
+    UnknownUnitError,
+    check_every_s,
+    check_sensors,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS units (unit_id text PRIMARY KEY, metadata jsonb NOT NULL);
+CREATE TABLE IF NOT EXISTS readings (
+    unit_id text NOT NULL, sensor text NOT NULL, time_us bigint NOT NULL, value double precision NOT NULL,
+    quality smallint NOT NULL, PRIMARY KEY (unit_id, sensor, time_us)) PARTITION BY RANGE (time_us);
+CREATE TABLE IF NOT EXISTS rollup_1min (
+    unit_id text NOT NULL, sensor text NOT NULL, minute_us bigint NOT NULL, count bigint NOT NULL,
+    total double precision NOT NULL, low double precision NOT NULL, high double precision NOT NULL,
+    PRIMARY KEY (unit_id, sensor, minute_us));
+CREATE TABLE IF NOT EXISTS events (
+    unit_id text NOT NULL, time_us bigint NOT NULL, kind text NOT NULL, params jsonb NOT NULL,
+    PRIMARY KEY (unit_id, time_us, kind));
+"""
+PARTITION_LOCK = 0x616C6761  # advisory lock key for partition creation ("alga")
+
+
+def _month_bounds_us(time_us: int) -> tuple[int, int, str]:
+    moment = datetime.fromtimestamp(time_us // 1_000_000, UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    end = datetime(moment.year + (moment.month == 12), moment.month % 12 + 1, 1, tzinfo=UTC)
+    return int(start.timestamp()) * 1_000_000, int(end.timestamp()) * 1_000_000, f"{moment.year:04d}_{moment.month:02d}"
+
+
+class PostgresStore(Store):
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        query = dict(parse_qsl(parts.query))
+        self.schema = query.pop("schema", "public")
+        conninfo = urlunsplit(parts._replace(scheme="postgresql", query=urlencode(query)))
+        self._connection = psycopg.connect(conninfo, autocommit=True)  # transaction() blocks are real BEGIN/COMMIT
+        self._lock = threading.Lock()  # one connection, one statement at a time
+        self._partitions: set[str] = set()
+        with self._lock, self._connection.transaction():
+            self._connection.execute(sql.SQL("SELECT pg_advisory_xact_lock({})").format(PARTITION_LOCK))
+            self._connection.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        self._connection.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
+        with self._lock, self._connection.transaction():
+            self._connection.execute(sql.SQL("SELECT pg_advisory_xact_lock({})").format(PARTITION_LOCK))
+            self._connection.execute(SCHEMA)
+
+    def _ensure_partitions(self, times_us: np.ndarray) -> None:
+        months = {_month_bounds_us(int(t)) for t in np.unique(times_us // (86_400 * 1_000_000) * 86_400 * 1_000_000)}
+        needed = [m for m in months if m[2] not in self._partitions]
+        if not needed:
+            return
+        self._connection.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_LOCK,))
+        for start, end, suffix in needed:
+            self._connection.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF readings FOR VALUES FROM "
+                                             "({}) TO ({})").format(sql.Identifier(f"readings_{suffix}"),
+                                                                    start, end))  # fmt: skip
+            self._partitions.add(suffix)
+
+    def _check_units(self, units: set[str]) -> None:
+        rows = self._connection.execute("SELECT unit_id FROM units WHERE unit_id = ANY(%s)", (sorted(units),))
+        missing = sorted(units - {row[0] for row in rows})
+        if missing:
+            raise UnknownUnitError(f"unit(s) not registered: {', '.join(missing)}")
+
+    def register_unit(self, unit_id: str, metadata: dict) -> None:
+        with self._lock, self._connection.transaction():
+            self._connection.execute("INSERT INTO units VALUES (%s, %s) ON CONFLICT (unit_id) DO UPDATE SET "
+                                     "metadata = excluded.metadata", (unit_id, json.dumps(metadata)))  # fmt: skip
+
+    def units(self) -> dict[str, dict]:
+        with self._lock, self._connection.transaction():
+            rows = self._connection.execute("SELECT unit_id, metadata FROM units ORDER BY unit_id").fetchall()
+        return dict(rows)
+
+    def write_readings(self, batch: ReadingBatch) -> int:
+        if len(batch) == 0:
+            return 0
+        with self._lock:
+            try:
+                with self._connection.transaction():
+                    self._check_units(set(batch.unit_id.tolist()))
+                    self._ensure_partitions(batch.time_us)
+                    connection = self._connection
+                    connection.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (unit_id text, sensor text, "
+                                       "time_us bigint, value double precision, quality smallint) "
+                                       "ON COMMIT DELETE ROWS")  # fmt: skip
+                    with connection.cursor().copy("COPY incoming FROM STDIN") as copy:
+                        for row in batch.rows():
+                            copy.write_row(row)
+                    new = connection.execute(
+                        "WITH new AS (INSERT INTO readings SELECT DISTINCT ON (unit_id, sensor, time_us) * "
+                        "FROM incoming ON CONFLICT DO NOTHING RETURNING *), "
+                        f"rolled AS (INSERT INTO rollup_1min SELECT unit_id, sensor, "
+                        f"time_us - ((time_us % {MINUTE_US}) + {MINUTE_US}) % {MINUTE_US}, count(*), sum(value), "
+                        "min(value), max(value) FROM new WHERE quality = 0 GROUP BY 1, 2, 3 "
+                        "ON CONFLICT (unit_id, sensor, minute_us) DO UPDATE SET "
+                        "count = rollup_1min.count + excluded.count, total = rollup_1min.total + excluded.total, "
+                        "low = least(rollup_1min.low, excluded.low), high = greatest(rollup_1min.high, excluded.high)) "
+                        "SELECT count(*) FROM new").fetchone()[0]  # fmt: skip
+            except BaseException:
+                self._partitions.clear()  # a rolled-back transaction may have dropped new partitions
+                raise
+        return int(new)
+
+    def readings(self, unit_id: str, sensors: Sequence[str] | None = None, start_us: int | None = None,
+                 end_us: int | None = None, every_s: int | None = None) -> pd.DataFrame:  # fmt: skip
+        check_every_s(every_s)
+        sensors = check_sensors(sensors)
+        start = -(2**62) if start_us is None else int(start_us)
+        end = 2**62 if end_us is None else int(end_us)
+        with self._lock, self._connection.transaction():
+            connection = self._connection
+            if connection.execute("SELECT 1 FROM units WHERE unit_id = %s", (unit_id,)).fetchone() is None:
+                raise UnknownUnitError(f"unit {unit_id!r} is not registered")
+            if sensors is None:
+                sensors = [r[0] for r in connection.execute("SELECT DISTINCT sensor FROM readings WHERE unit_id = %s",
+                                                            (unit_id,))]  # fmt: skip
+            if every_s is None:
+                rows = connection.execute(
+                    "SELECT time_us, sensor, value, quality FROM readings WHERE unit_id = %s AND sensor = ANY(%s) "
+                    "AND time_us >= %s AND time_us < %s ORDER BY sensor, time_us",
+                    (unit_id, sorted(sensors), start, end)).fetchall()  # fmt: skip
+                return pd.DataFrame(rows, columns=list(READING_COLUMNS))
+            bucket = every_s * 1_000_000
+            if bucket % MINUTE_US == 0:
+                source = ("SELECT minute_us AS t, sensor, count AS n, total, low, high FROM rollup_1min "
+                          "WHERE unit_id = %s AND sensor = ANY(%s) AND minute_us >= %s AND minute_us < %s")
+                start -= ((start % MINUTE_US) + MINUTE_US) % MINUTE_US
+            else:
+                source = ("SELECT time_us AS t, sensor, 1 AS n, value AS total, value AS low, value AS high "
+                          "FROM readings WHERE unit_id = %s AND sensor = ANY(%s) AND time_us >= %s AND time_us < %s "
+                          "AND quality = 0")  # fmt: skip
+            rows = connection.execute(
+                f"SELECT t - ((t %% {bucket}) + {bucket}) %% {bucket} AS bucket, sensor, sum(total) / sum(n), "
+                f"min(low), max(high), sum(n) FROM ({source}) AS s GROUP BY bucket, sensor ORDER BY sensor, bucket",
+                (unit_id, sorted(sensors), start, end)).fetchall()  # fmt: skip
+        return pd.DataFrame([(int(b), s, m, lo, hi, int(n)) for b, s, m, lo, hi, n in rows],
+                            columns=list(DOWNSAMPLED_COLUMNS))  # fmt: skip
+
+    def write_events(self, events: Sequence[StoredEvent]) -> int:
+        if not events:
+            return 0
+        with self._lock, self._connection.transaction():
+            self._check_units({e.unit_id for e in events})
+            new = 0
+            with self._connection.cursor() as cursor:
+                for e in events:
+                    cursor.execute("INSERT INTO events VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                                   (e.unit_id, int(e.time_us), e.kind, json.dumps(e.params)))  # fmt: skip
+                    new += cursor.rowcount
+        return new
+
+    def events(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        start = -(2**62) if start_us is None else int(start_us)
+        end = 2**62 if end_us is None else int(end_us)
+        with self._lock, self._connection.transaction():
+            rows = self._connection.execute("SELECT time_us, kind, params FROM events WHERE unit_id = %s AND "
+                                            "time_us >= %s AND time_us < %s ORDER BY time_us, kind",
+                                            (unit_id, start, end)).fetchall()  # fmt: skip
+        return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+
+    def close(self) -> None:
+        self._connection.close()

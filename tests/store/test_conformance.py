@@ -1,0 +1,157 @@
+"""One conformance suite over every store backend (DESIGN.md §6): SQLite in a temporary file and PostgreSQL
+on 127.0.0.1:5432 in a schema of its own (skipped with a reason where it is not running, failed in CI).
+Downsampled answers are checked against pandas on the raw readings."""
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from algaflow.catalog.frames import OUT_OF_RANGE, Frame
+from algaflow.store import ReadingBatch, StoredEvent, UnknownUnitError, events_of_frames, open_store
+from algaflow.store.base import MINUTE_US, to_time_us
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+T0 = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # the data cross a month boundary (a new partition)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path, require_service):
+    if request.param == "sqlite":
+        yield str(tmp_path / "store" / "algaflow.db")
+        return
+    require_service("PostgreSQL", 5432)
+    import psycopg
+
+    schema = f"conformance_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES}?schema={schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def store(url):
+    with open_store(url) as opened:
+        opened.register_unit("r1", {"strain": "chlorella_vulgaris", "site": "lab"})
+        opened.register_unit("r2", {"strain": "spirulina"})
+        yield opened
+
+
+def random_batch(rng, unit="r1", hours=3.0, sensors=("od750", "temp_tank", "ph_tank")):
+    """Irregular samples (every 5–25 s) of a few sensors, some out of the plausible range."""
+    parts = []
+    for sensor in sensors:
+        steps = rng.uniform(5e6, 25e6, int(hours * 3600 / 5)).astype(np.int64)
+        times = to_time_us(T0) + np.cumsum(steps)
+        times = times[times < to_time_us(T0) + int(hours * 3600e6)]
+        values = rng.normal(7.0, 1.0, times.size)
+        quality = (rng.random(times.size) < 0.03).astype(np.int8) * OUT_OF_RANGE
+        parts.append(pd.DataFrame({"unit_id": unit, "sensor": sensor, "time_us": times, "value": values,
+                                   "quality": quality}))  # fmt: skip
+    table = pd.concat(parts, ignore_index=True)
+    return ReadingBatch(table.unit_id.to_numpy(), table.sensor.to_numpy(), table.time_us.to_numpy(),
+                        table.value.to_numpy(), table.quality.to_numpy()), table  # fmt: skip
+
+
+def test_units_are_registered_and_their_metadata_replaced(store):
+    assert store.units() == {"r1": {"strain": "chlorella_vulgaris", "site": "lab"}, "r2": {"strain": "spirulina"}}
+    store.register_unit("r2", {"strain": "spirulina", "site": "almeria"})
+    assert store.units()["r2"] == {"strain": "spirulina", "site": "almeria"}
+
+
+def test_frames_are_stored_with_their_quality_and_resending_is_harmless(store):
+    frames = [Frame(unit_id="r1", time=T0 + timedelta(seconds=10 * k), seq=k,
+                    readings={"ph_tank": 23.0 if k == 3 else 7.5, "od750": 0.1 * k},
+                    events=[{"kind": "harvest", "params": {"fraction": 0.7}}] if k == 5 else [])
+              for k in range(10)]  # fmt: skip
+    batch = ReadingBatch.from_frames(frames)
+    assert store.write_readings(batch) == 20
+    stored = store.readings("r1")
+    assert len(stored) == 20 and list(stored.columns) == ["time_us", "sensor", "value", "quality"]
+    ph = stored[stored.sensor == "ph_tank"]
+    assert ph.value.tolist()[3] == 23.0 and ph.quality.tolist() == [0, 0, 0, OUT_OF_RANGE] + [0] * 6
+    minute = store.readings("r1", every_s=60)
+    assert store.write_readings(batch) == 0  # the agent resent what was not acknowledged
+    pd.testing.assert_frame_equal(store.readings("r1"), stored)
+    pd.testing.assert_frame_equal(store.readings("r1", every_s=60), minute)  # rollups counted once
+    assert store.write_events(events_of_frames(frames)) == 1
+    assert store.write_events(events_of_frames(frames)) == 0
+    events = store.events("r1")
+    assert events.kind.tolist() == ["harvest"] and events.params[0] == {"fraction": 0.7}
+    assert events.time_us[0] == to_time_us(T0 + timedelta(seconds=50))
+
+
+def test_a_batch_naming_an_unregistered_unit_stores_nothing(store):
+    batch = ReadingBatch(["r1", "ghost"], ["od750", "od750"], [1, 2], [0.1, 0.2], [0, 0])
+    with pytest.raises(UnknownUnitError, match="ghost"):
+        store.write_readings(batch)
+    assert len(store.readings("r1")) == 0
+    with pytest.raises(UnknownUnitError):
+        store.readings("ghost")
+    with pytest.raises(ValueError, match="unknown sensor"):
+        store.readings("r1", sensors=["od999"])
+    with pytest.raises(ValueError, match="every_s"):
+        store.readings("r1", every_s=0)
+
+
+@pytest.mark.parametrize("every_s", [60, 300, 3600, 45])
+def test_downsampling_equals_pandas_on_the_good_raw_readings(store, every_s):
+    rng = np.random.default_rng(every_s)
+    batch, table = random_batch(rng)
+    # in two halves with an overlap: rollups must merge partial minutes and ignore the resent rows
+    half = len(batch) // 2
+    first = ReadingBatch(*(getattr(batch, c)[: half + 100] for c in ("unit_id", "sensor", "time_us", "value",
+                                                                       "quality")))  # fmt: skip
+    assert store.write_readings(first) == half + 100
+    assert store.write_readings(batch) == len(batch) - half - 100
+    start, end = to_time_us(T0 + timedelta(minutes=20)), to_time_us(T0 + timedelta(minutes=150))
+    got = store.readings("r1", ["od750", "ph_tank"], start, end, every_s=every_s)
+    bucket = every_s * 1_000_000
+    lower = start - start % MINUTE_US if bucket % MINUTE_US == 0 else start
+    good = table[(table.quality == 0) & table.sensor.isin(["od750", "ph_tank"]) & (table.time_us >= lower)
+                 & (table.time_us < end)].copy()  # fmt: skip
+    good["bucket"] = good.time_us - good.time_us % bucket
+    expected = good.groupby(["sensor", "bucket"]).value.agg(["mean", "min", "max", "count"]).reset_index()
+    assert got.sensor.tolist() == expected.sensor.tolist()
+    np.testing.assert_array_equal(got.time_us.to_numpy(), expected.bucket.to_numpy())
+    np.testing.assert_array_equal(got["count"].to_numpy(), expected["count"].to_numpy())
+    for column in ("mean", "min", "max"):
+        np.testing.assert_allclose(got[column].to_numpy(), expected[column].to_numpy(), rtol=1e-12)
+
+
+def test_time_ranges_are_half_open_and_units_separate(store):
+    rng = np.random.default_rng(5)
+    batch, table = random_batch(rng, sensors=("od750",))
+    store.write_readings(batch)
+    other, _ = random_batch(rng, unit="r2", sensors=("od750",))
+    store.write_readings(other)
+    times = np.sort(table.time_us.to_numpy())
+    got = store.readings("r1", ["od750"], int(times[10]), int(times[20]))
+    np.testing.assert_array_equal(got.time_us.to_numpy(), times[10:20])
+    assert len(store.readings("r1")) == len(table) and len(store.readings("r2")) == len(other)
+
+
+def test_writes_are_durable_across_a_reopen_and_concurrent_writers_all_land(url):
+    with open_store(url) as store:
+        store.register_unit("r1", {})
+        threads = [threading.Thread(target=store.write_readings,
+                                    args=(ReadingBatch(["r1"] * 100, ["temp_tank"] * 100,
+                                                       np.arange(100) + 1000 * k, np.full(100, 20.0 + k),
+                                                       np.zeros(100)),)) for k in range(8)]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    with open_store(url) as reopened:
+        stored = reopened.readings("r1")
+        assert len(stored) == 800
+        assert sorted(set(stored.value)) == [20.0 + k for k in range(8)]
+        assert reopened.write_events([StoredEvent("r1", 5, "note", {"text": "after a reopen"})]) == 1
+
+
+def test_an_unknown_backend_is_named():
+    with pytest.raises(ValueError, match="backends: sqlite, postgresql"):
+        open_store("mongodb://localhost/x")

@@ -36,10 +36,6 @@ def to_time_us(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def from_time_us(time_us: int) -> datetime:
-    return datetime.fromtimestamp(time_us // 1_000_000, UTC).replace(microsecond=time_us % 1_000_000)
-
-
 @dataclass(slots=True)
 class ReadingBatch:
     """Readings in columns: unit ids and sensor names (str), time_us (int64), value (float64), quality (int8)."""
@@ -149,6 +145,19 @@ class Store(ABC):
         self.close()
 
 
+def time_window(start_us: int | None, end_us: int | None) -> tuple[int, int]:
+    """[start, end) in µs, an open end standing for all time."""
+    return (-(2**62) if start_us is None else int(start_us)), (2**62 if end_us is None else int(end_us))
+
+
+def downsample_source(start_us: int, every_s: int) -> tuple[int, bool]:
+    """Where a downsampled query reads (module doc): (start, True) from the 1-minute rollups, start moved to
+    the beginning of its minute, when the bucket is whole minutes; (start, False) from the raw readings."""
+    if (every_s * 1_000_000) % MINUTE_US == 0:
+        return start_us - ((start_us % MINUTE_US) + MINUTE_US) % MINUTE_US, True
+    return start_us, False
+
+
 def check_every_s(every_s: int | None) -> None:
     if every_s is not None and (not isinstance(every_s, int) or every_s <= 0):
         raise ValueError(f"every_s must be a positive whole number of seconds (got {every_s!r})")
@@ -164,5 +173,5 @@ def check_sensors(sensors: Sequence[str] | None) -> list[str] | None:
 
 
 __all__ = ["DOWNSAMPLED_COLUMNS", "EVENT_COLUMNS", "MINUTE_US", "READING_COLUMNS", "ReadingBatch",
-           "Store", "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors", "events_of_frames",
-           "from_time_us", "to_time_us"]  # fmt: skip
+           "Store", "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors", "downsample_source",
+           "events_of_frames", "time_window", "to_time_us"]  # fmt: skip

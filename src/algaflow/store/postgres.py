@@ -31,6 +31,8 @@ from algaflow.store.base import (
     UnknownUnitError,
     check_every_s,
     check_sensors,
+    downsample_source,
+    time_window,
 )
 
 SCHEMA = """
@@ -137,8 +139,7 @@ class PostgresStore(Store):
                  end_us: int | None = None, every_s: int | None = None) -> pd.DataFrame:  # fmt: skip
         check_every_s(every_s)
         sensors = check_sensors(sensors)
-        start = -(2**62) if start_us is None else int(start_us)
-        end = 2**62 if end_us is None else int(end_us)
+        start, end = time_window(start_us, end_us)
         with self._lock, self._connection.transaction():
             connection = self._connection
             if connection.execute("SELECT 1 FROM units WHERE unit_id = %s", (unit_id,)).fetchone() is None:
@@ -153,10 +154,10 @@ class PostgresStore(Store):
                     (unit_id, sorted(sensors), start, end)).fetchall()  # fmt: skip
                 return pd.DataFrame(rows, columns=list(READING_COLUMNS))
             bucket = every_s * 1_000_000
-            if bucket % MINUTE_US == 0:
+            start, from_rollups = downsample_source(start, every_s)
+            if from_rollups:
                 source = ("SELECT minute_us AS t, sensor, count AS n, total, low, high FROM rollup_1min "
                           "WHERE unit_id = %s AND sensor = ANY(%s) AND minute_us >= %s AND minute_us < %s")
-                start -= ((start % MINUTE_US) + MINUTE_US) % MINUTE_US
             else:
                 source = ("SELECT time_us AS t, sensor, 1 AS n, value AS total, value AS low, value AS high "
                           "FROM readings WHERE unit_id = %s AND sensor = ANY(%s) AND time_us >= %s AND time_us < %s "
@@ -182,8 +183,7 @@ class PostgresStore(Store):
         return new
 
     def events(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
-        start = -(2**62) if start_us is None else int(start_us)
-        end = 2**62 if end_us is None else int(end_us)
+        start, end = time_window(start_us, end_us)
         with self._lock, self._connection.transaction():
             rows = self._connection.execute("SELECT time_us, kind, params FROM events WHERE unit_id = %s AND "
                                             "time_us >= %s AND time_us < %s ORDER BY time_us, kind",

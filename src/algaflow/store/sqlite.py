@@ -30,6 +30,8 @@ from algaflow.store.base import (
     UnknownUnitError,
     check_every_s,
     check_sensors,
+    downsample_source,
+    time_window,
 )
 
 SCHEMA = """
@@ -202,8 +204,7 @@ class SQLiteStore(Store):
         connection = self._reader()
         if connection.execute("SELECT 1 FROM units WHERE unit_id = ?", (unit_id,)).fetchone() is None:
             raise UnknownUnitError(f"unit {unit_id!r} is not registered")
-        start = -(2**62) if start_us is None else int(start_us)
-        end = 2**62 if end_us is None else int(end_us)
+        start, end = time_window(start_us, end_us)
         names = sensors if sensors is not None else [row[0] for row in connection.execute(
             "SELECT DISTINCT sensor FROM readings WHERE unit_id = ?", (unit_id,))]  # fmt: skip
         columns = list(READING_COLUMNS if every_s is None else DOWNSAMPLED_COLUMNS)
@@ -219,10 +220,10 @@ class SQLiteStore(Store):
                                       "sensor = ? AND time_us >= ? AND time_us < ? ORDER BY time_us",
                                       (unit_id, sensor, start, end)).fetchall()  # fmt: skip
         bucket = every_s * 1_000_000
-        if bucket % MINUTE_US == 0:  # whole minutes: from the rollups (each minute lies in one bucket)
+        start, from_rollups = downsample_source(start, every_s)
+        if from_rollups:  # each minute lies in one bucket
             source = ("SELECT minute_us AS t, count AS n, total, low, high FROM rollup_1min WHERE unit_id = ? "
                       "AND sensor = ? AND minute_us >= ? AND minute_us < ?")  # fmt: skip
-            start -= ((start % MINUTE_US) + MINUTE_US) % MINUTE_US  # the minute that holds start
         else:
             source = ("SELECT time_us AS t, 1 AS n, value AS total, value AS low, value AS high FROM readings "
                       "WHERE unit_id = ? AND sensor = ? AND time_us >= ? AND time_us < ? AND quality = 0")
@@ -246,8 +247,7 @@ class SQLiteStore(Store):
         return self._submit(work)
 
     def events(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
-        start = -(2**62) if start_us is None else int(start_us)
-        end = 2**62 if end_us is None else int(end_us)
+        start, end = time_window(start_us, end_us)
         rows = self._reader().execute("SELECT time_us, kind, params FROM events WHERE unit_id = ? AND time_us >= ? "
                                       "AND time_us < ? ORDER BY time_us, kind", (unit_id, start, end)).fetchall()
         return pd.DataFrame([(t, k, json.loads(p)) for t, k, p in rows], columns=list(EVENT_COLUMNS))

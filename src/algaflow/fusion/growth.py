@@ -319,99 +319,124 @@ def _consistent(innovations: np.ndarray) -> bool:
     return (high - low) < 0.25 * abs(innovations.mean())
 
 
+# The chain's clock per unit, carried from step to step (:func:`growth_step`).
+LAST_TIME, PENDING_SURVIVAL, REJECTED_RUN_LENGTH = range(3)
+N_CLOCK = 3
+
+
+@njit(cache=True, error_model="numpy")
+def start_clock(first_time: float, clock: np.ndarray) -> None:
+    """The clock before the first sample: last time the first sample's (0 if not finite), nothing pending."""
+    clock[LAST_TIME] = first_time if math.isfinite(first_time) else 0.0
+    clock[PENDING_SURVIVAL] = 1.0
+    clock[REJECTED_RUN_LENGTH] = 0.0
+
+
+@njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
+def growth_step(time, value, dilution, rate_input, model, previous_mean, previous_cov, clock, rejected_run, mean,
+                cov, prior_mean, prior_cov, transition, scratch) -> int:  # fmt: skip
+    """One sample of the chain: the process factor from the previous belief to ``time`` (with the known
+    dilution and rate input), then the robust OD factor (module doc). Writes the step's prior, transition
+    and posterior; returns the sample's flag. ``clock`` (N_CLOCK) and ``rejected_run`` (the standardised
+    innovations of the current run of rejections) carry the chain between calls; ``scratch`` is a
+    :func:`step_scratch`."""
+    n = N_GROWTH_STATE
+    noise, observation, measurement_noise, measurement, point, flat = scratch
+    dt = time - clock[LAST_TIME]
+    if not (dt >= 0.0) or not math.isfinite(time):
+        # Backwards, duplicate-in-the-past or missing time: carry the belief, ignore the sample.
+        dt = 0.0
+        flag = TIME_NOT_INCREASING
+    else:
+        flag = -1
+        clock[LAST_TIME] = time
+    clock[PENDING_SURVIVAL] *= 1.0 - dilution  # dilutions announced on samples with a bad time wait for a good one
+    removed = 0.0
+    if flag != TIME_NOT_INCREASING:
+        removed = 1.0 - clock[PENDING_SURVIVAL]
+        clock[PENDING_SURVIVAL] = 1.0
+    shift = process_factor(dt, removed, model, transition, noise)
+    predict_growth(previous_mean, previous_cov, dt, noise, prior_mean, prior_cov)
+    prior_mean[LOG_BIOMASS] += shift + 0.5 * rate_input * dt
+    prior_mean[GROWTH_RATE] += rate_input
+    if flag != TIME_NOT_INCREASING:
+        if math.isnan(value):
+            flag = MISSING
+        elif not math.isfinite(value) or value < model[OD_MIN] or value > model[OD_MAX]:
+            flag = INVALID
+    if flag != -1:  # no factor at this step: the belief is the prediction
+        mean[:] = prior_mean
+        cov[:, :] = prior_cov
+        return flag
+    predicted_od = od_measurement_factor(prior_mean, prior_cov, value, model, observation, measurement_noise,
+                                         measurement)  # fmt: skip
+    slope = observation[0, LOG_BIOMASS]
+    innovation_variance = od_innovation_variance(prior_cov, slope, measurement_noise[0, 0])
+    innovation = value - predicted_od
+    standardised = innovation / math.sqrt(innovation_variance)
+    confirmations = int(model[JUMP_CONFIRMATIONS])
+    if abs(standardised) > model[GATE]:
+        run_length = int(clock[REJECTED_RUN_LENGTH])
+        rejected_run[run_length % rejected_run.shape[0]] = standardised
+        run_length += 1
+        clock[REJECTED_RUN_LENGTH] = run_length
+        if run_length < confirmations or not _consistent(rejected_run):
+            mean[:] = prior_mean
+            cov[:, :] = prior_cov
+            return REJECTED
+        # The level moved for real (an unannounced harvest or dilution): restart ℓ from this sample,
+        # ln((OD − b)/a) with the sample's own uncertainty, keep μ and b, and take the sample.
+        level = max(value - prior_mean[BASELINE], 10.0 * model[SIGMA_ABS])
+        prior_mean[LOG_BIOMASS] = math.log(biomass_from_signal(level, model))
+        for i in range(n):
+            prior_cov[LOG_BIOMASS, i] = 0.0
+            prior_cov[i, LOG_BIOMASS] = 0.0
+        relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
+        prior_cov[LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
+        od_update_linearised_at(prior_mean, prior_cov, prior_mean, prior_cov, value, 1.0, model, mean, cov,
+                                observation, measurement_noise, measurement)  # fmt: skip
+        clock[REJECTED_RUN_LENGTH] = 0.0
+        return LEVEL_JUMP
+    clock[REJECTED_RUN_LENGTH] = 0.0
+    # Student-t factor: R → R / w, w = (ν + 1)/(ν + r²) ≤ 1, so s grows by R (1/w − 1).
+    weight = min((model[DOF] + 1.0) / (model[DOF] + standardised * standardised), 1.0)
+    if (dt >= ITERATE_AFTER_GAP_H and prior_cov[LOG_BIOMASS, LOG_BIOMASS] > ITERATE_ABOVE_LOG_VARIANCE
+            and value - prior_mean[BASELINE] > ITERATE_ABOVE_SIGNAL_SD * model[SIGMA_ABS]):
+        iterated_od_update(prior_mean, prior_cov, value, weight, model, mean, cov, observation, measurement_noise,
+                           measurement, point, flat)  # fmt: skip
+    else:
+        innovation_variance += measurement_noise[0, 0] * (1.0 / weight - 1.0)
+        od_update(prior_mean, prior_cov, slope, innovation, innovation_variance, mean, cov)
+    return DOWNWEIGHTED if weight < 0.5 else USED
+
+
+@njit(cache=True, error_model="numpy")
+def step_scratch():
+    """Work arrays of :func:`growth_step`: Q, H, R, y, a Gauss–Newton point and a zero matrix."""
+    n = N_GROWTH_STATE
+    return (np.empty((n, n)), np.empty((1, n)), np.empty((1, 1)), np.empty(1), np.empty(n), np.zeros((n, n)))
+
+
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
 def _filter_unit(times, od, dilution, rate_input, model, mean, cov, predicted_mean, predicted_cov, transitions,
                  flags):  # fmt: skip
     steps = times.shape[0]
     n = N_GROWTH_STATE
-    transition = np.empty((n, n))
-    noise = np.empty((n, n))
-    observation = np.empty((1, n))
-    measurement_noise = np.empty((1, 1))
-    measurement = np.empty(1)
-    point = np.empty(n)  # scratch of the iterated update
-    flat = np.zeros((n, n))
+    scratch = step_scratch()
     prior_mean = np.zeros(n)
     prior_cov = np.zeros((n, n))
     initial_belief(first_valid_od(times, od, model), model, prior_mean, prior_cov)
-    last_time = times[0] if math.isfinite(times[0]) else 0.0
-    confirmations = int(model[JUMP_CONFIRMATIONS])
-    rejected_run = np.zeros(max(confirmations, 1))  # standardised innovations of the current run of rejections
-    run_length = 0
-    pending_survival = 1.0  # dilutions announced on samples with a bad time, applied at the next good one
+    clock = np.empty(N_CLOCK)
+    start_clock(times[0], clock)
+    rejected_run = np.zeros(max(int(model[JUMP_CONFIRMATIONS]), 1))
     keep = predicted_mean.shape[0] == steps  # store every step's prior (smoothing needs them), or only the last
     for k in range(steps):
         stored = k if keep else 0
         previous_mean = prior_mean if k == 0 else mean[k - 1]
         previous_cov = prior_cov if k == 0 else cov[k - 1]
-        dt = times[k] - last_time if k > 0 else 0.0
-        if not (dt >= 0.0) or not math.isfinite(times[k]):
-            # Backwards, duplicate-in-the-past or missing time: carry the belief, ignore the sample.
-            dt = 0.0
-            flags[k] = TIME_NOT_INCREASING
-        else:
-            flags[k] = -1
-            last_time = times[k]
-        pending_survival *= 1.0 - dilution[k]
-        removed = 0.0
-        if flags[k] != TIME_NOT_INCREASING:
-            removed = 1.0 - pending_survival
-            pending_survival = 1.0
-        shift = process_factor(dt, removed, model, transition, noise)
-        predict_growth(previous_mean, previous_cov, dt, noise, predicted_mean[stored], predicted_cov[stored])
-        predicted_mean[stored, LOG_BIOMASS] += shift + 0.5 * rate_input[k] * dt
-        predicted_mean[stored, GROWTH_RATE] += rate_input[k]
-        transitions[stored] = transition
-        prior_at_k, prior_cov_at_k = predicted_mean[stored], predicted_cov[stored]
-        value = od[k]
-        if flags[k] != TIME_NOT_INCREASING:
-            if math.isnan(value):
-                flags[k] = MISSING
-            elif not math.isfinite(value) or value < model[OD_MIN] or value > model[OD_MAX]:
-                flags[k] = INVALID
-        if flags[k] != -1:  # no factor at this step: the belief is the prediction
-            mean[k] = prior_at_k
-            cov[k] = prior_cov_at_k
-            continue
-        predicted_od = od_measurement_factor(prior_at_k, prior_cov_at_k, value, model, observation,
-                                             measurement_noise, measurement)
-        slope = observation[0, LOG_BIOMASS]
-        innovation_variance = od_innovation_variance(prior_cov_at_k, slope, measurement_noise[0, 0])
-        innovation = value - predicted_od
-        standardised = innovation / math.sqrt(innovation_variance)
-        if abs(standardised) > model[GATE]:
-            rejected_run[run_length % rejected_run.shape[0]] = standardised
-            run_length += 1
-            if run_length < confirmations or not _consistent(rejected_run):
-                flags[k] = REJECTED
-                mean[k] = prior_at_k
-                cov[k] = prior_cov_at_k
-                continue
-            # The level moved for real (an unannounced harvest or dilution): restart ℓ from this sample,
-            # ln((OD − b)/a) with the sample's own uncertainty, keep μ and b, and take the sample.
-            level = max(value - prior_at_k[BASELINE], 10.0 * model[SIGMA_ABS])
-            prior_at_k[LOG_BIOMASS] = math.log(biomass_from_signal(level, model))
-            for i in range(n):
-                prior_cov_at_k[LOG_BIOMASS, i] = 0.0
-                prior_cov_at_k[i, LOG_BIOMASS] = 0.0
-            relative_variance = model[SIGMA_ABS] ** 2 / level**2 + model[SIGMA_REL] ** 2
-            prior_cov_at_k[LOG_BIOMASS, LOG_BIOMASS] = 4.0 * relative_variance
-            od_update_linearised_at(prior_at_k, prior_cov_at_k, prior_at_k, prior_cov_at_k, value, 1.0, model, mean[k],
-                                    cov[k], observation, measurement_noise, measurement)  # fmt: skip
-            flags[k] = LEVEL_JUMP
-            run_length = 0
-            continue
-        run_length = 0
-        # Student-t factor: R → R / w, w = (ν + 1)/(ν + r²) ≤ 1, so s grows by R (1/w − 1).
-        weight = min((model[DOF] + 1.0) / (model[DOF] + standardised * standardised), 1.0)
-        if (dt >= ITERATE_AFTER_GAP_H and prior_cov_at_k[LOG_BIOMASS, LOG_BIOMASS] > ITERATE_ABOVE_LOG_VARIANCE
-                and value - prior_at_k[BASELINE] > ITERATE_ABOVE_SIGNAL_SD * model[SIGMA_ABS]):
-            iterated_od_update(prior_at_k, prior_cov_at_k, value, weight, model, mean[k], cov[k], observation,
-                               measurement_noise, measurement, point, flat)  # fmt: skip
-        else:
-            innovation_variance += measurement_noise[0, 0] * (1.0 / weight - 1.0)
-            od_update(prior_at_k, prior_cov_at_k, slope, innovation, innovation_variance, mean[k], cov[k])
-        flags[k] = DOWNWEIGHTED if weight < 0.5 else USED
+        flags[k] = growth_step(times[k], od[k], dilution[k], rate_input[k], model, previous_mean, previous_cov,
+                               clock, rejected_run, mean[k], cov[k], predicted_mean[stored], predicted_cov[stored],
+                               transitions[stored], scratch)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

@@ -1,0 +1,159 @@
+"""The growth chain live: samples arrive one (or a few) at a time, for many units, and each advances only its
+own unit's belief (fusion.growth's factor chain, one :func:`~algaflow.fusion.growth.growth_step` per sample).
+
+Per unit the state is the chain's posterior N(m, P) over z = (ln X, μ, b, d), its clock and the current
+run of rejected innovations, plus its measurement factor (a :class:`GrowthModel` as an array: each unit
+may read a different sensor). A unit's chain starts at its first valid sample, with the prior
+:func:`~algaflow.fusion.growth.initial_belief` of that sample, predicted over the time since the unit's first
+sample and shifted by any dilution announced before it: frame by frame this gives exactly what
+:func:`~algaflow.fusion.growth.filter_growth` gives on the whole series (the exactly discretised process
+composes, F(t₂)Q(t₁)F(t₂)ᵀ + Q(t₂) = Q(t₁ + t₂)).
+
+The state is a handful of arrays (:meth:`OnlineGrowthFilter.state`), so a service can save it and resume
+after a restart.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from algaflow.fusion.growth import (
+    GROWTH_RATE,
+    INVALID,
+    JUMP_CONFIRMATIONS,
+    LOG_BIOMASS,
+    MISSING,
+    N_CLOCK,
+    N_GROWTH_STATE,
+    OD_MAX,
+    OD_MIN,
+    GrowthModel,
+    growth_step,
+    initial_belief,
+    start_clock,
+    step_scratch,
+)
+
+# Per unit, before its chain has started: its first sample's time and the dilution announced since.
+FIRST_TIME, PRE_START_LOG_SURVIVAL, STARTED = range(3)
+
+
+@njit(cache=True, error_model="numpy")
+def _advance(unit_index, times_h, values, dilution, models, mean, cov, clock, rejected, pre_start, flags,
+             out_mean, out_cov) -> None:  # fmt: skip
+    n = N_GROWTH_STATE
+    scratch = step_scratch()
+    prior_mean = np.empty(n)
+    prior_cov = np.empty((n, n))
+    previous_mean = np.empty(n)
+    previous_cov = np.empty((n, n))
+    transition = np.empty((n, n))
+    for k in range(unit_index.shape[0]):
+        u = unit_index[k]
+        model = models[u]
+        time, value = times_h[k], values[k]
+        if pre_start[u, STARTED] == 0.0:
+            if math.isnan(pre_start[u, FIRST_TIME]) and math.isfinite(time):
+                pre_start[u, FIRST_TIME] = time
+            valid = math.isfinite(value) and model[OD_MIN] <= value <= model[OD_MAX] and math.isfinite(time)
+            if not valid:  # nothing to start from yet: the sample is flagged as the chain would flag it
+                pre_start[u, PRE_START_LOG_SURVIVAL] += math.log1p(-dilution[k]) if dilution[k] > 0.0 else 0.0
+                flags[k] = MISSING if math.isnan(value) else INVALID
+                out_mean[k, :] = math.nan
+                out_cov[k, :, :] = math.nan
+                continue
+            initial_belief(value, model, mean[u], cov[u])
+            mean[u, LOG_BIOMASS] += pre_start[u, PRE_START_LOG_SURVIVAL]
+            start_clock(pre_start[u, FIRST_TIME], clock[u])
+            rejected[u, :] = 0.0
+            pre_start[u, STARTED] = 1.0
+        previous_mean[:] = mean[u]
+        previous_cov[:, :] = cov[u]
+        run = rejected[u, : max(int(model[JUMP_CONFIRMATIONS]), 1)]
+        flags[k] = growth_step(time, value, dilution[k], 0.0, model, previous_mean, previous_cov, clock[u], run,
+                               mean[u], cov[u], prior_mean, prior_cov, transition, scratch)  # fmt: skip
+        out_mean[k, :] = mean[u]
+        out_cov[k, :, :] = cov[u]
+
+
+class OnlineGrowthFilter:
+    """Live growth chains for a growing set of units (module doc). Units are added with their measurement
+    factor and addressed by the index :meth:`add_unit` returns."""
+
+    STATE_ARRAYS = ("models", "mean", "cov", "clock", "rejected", "pre_start")
+
+    def __init__(self) -> None:
+        self.models = np.empty((0, len(GrowthModel().as_array())))
+        self.mean = np.empty((0, N_GROWTH_STATE))
+        self.cov = np.empty((0, N_GROWTH_STATE, N_GROWTH_STATE))
+        self.clock = np.empty((0, N_CLOCK))
+        self.rejected = np.empty((0, 1))
+        self.pre_start = np.empty((0, 3))
+
+    @property
+    def units(self) -> int:
+        return self.mean.shape[0]
+
+    def add_unit(self, model: GrowthModel) -> int:
+        """A new unit whose samples the chain ``model`` measures; returns its index."""
+        array = model.as_array()
+        width = max(self.rejected.shape[1], int(array[JUMP_CONFIRMATIONS]), 1)
+        rejected = np.zeros((self.units + 1, width))
+        rejected[: self.units, : self.rejected.shape[1]] = self.rejected
+        self.rejected = rejected
+        self.models = np.vstack([self.models, array])
+        self.mean = np.concatenate([self.mean, np.full((1, N_GROWTH_STATE), np.nan)])
+        self.cov = np.concatenate([self.cov, np.full((1, N_GROWTH_STATE, N_GROWTH_STATE), np.nan)])
+        self.clock = np.concatenate([self.clock, np.zeros((1, N_CLOCK))])
+        self.pre_start = np.concatenate([self.pre_start, [[np.nan, 0.0, 0.0]]])
+        return self.units - 1
+
+    def update(self, unit_index: np.ndarray, times_h: np.ndarray, values: np.ndarray,
+               dilution_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """Advance by samples in the order given (a unit may appear several times, in time order):
+        ``dilution_fraction`` is the known fraction removed just before each sample. Returns per sample the
+        posterior mean (k, 4), covariance (k, 4, 4) (NaN before the unit's chain starts) and flag."""
+        unit_index = np.ascontiguousarray(unit_index, dtype=np.int64)
+        times_h = np.ascontiguousarray(times_h, dtype=float)
+        values = np.ascontiguousarray(values, dtype=float)
+        samples = unit_index.shape[0]
+        dilution = (np.zeros(samples) if dilution_fraction is None
+                    else np.ascontiguousarray(dilution_fraction, dtype=float))  # fmt: skip
+        if not (times_h.shape == values.shape == dilution.shape == (samples,)):
+            raise ValueError("unit_index, times_h, values and dilution_fraction must be 1-D and of one length")
+        if samples and (unit_index.min() < 0 or unit_index.max() >= self.units):
+            raise IndexError(f"unit index out of range (this filter has {self.units} units)")
+        if np.any((dilution < 0) | (dilution >= 1)):
+            raise ValueError("dilution_fraction must lie in [0, 1): the fraction of culture removed")
+        flags = np.empty(samples, dtype=np.int64)
+        out_mean = np.empty((samples, N_GROWTH_STATE))
+        out_cov = np.empty((samples, N_GROWTH_STATE, N_GROWTH_STATE))
+        _advance(unit_index, times_h, values, dilution, self.models, self.mean, self.cov, self.clock, self.rejected,
+                 self.pre_start, flags, out_mean, out_cov)  # fmt: skip
+        return out_mean, out_cov, flags
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything needed to resume (copies)."""
+        return {name: getattr(self, name).copy() for name in self.STATE_ARRAYS}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray]) -> OnlineGrowthFilter:
+        missing = set(cls.STATE_ARRAYS) - set(state)
+        if missing:
+            raise ValueError(f"filter state lacks {', '.join(sorted(missing))}")
+        chains = cls()
+        for name in cls.STATE_ARRAYS:
+            setattr(chains, name, np.array(state[name], dtype=float))
+        return chains
+
+
+def growth_rate_and_biomass(mean: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:
+    """Estimate columns from chain posteriors: μ and its sd, the biomass median e^ℓ and its delta-method sd."""
+    biomass = np.exp(mean[..., LOG_BIOMASS])
+    return {"biomass_g_per_l": biomass,
+            "biomass_sd": biomass * np.sqrt(cov[..., LOG_BIOMASS, LOG_BIOMASS]),
+            "growth_rate_per_h": mean[..., GROWTH_RATE],
+            "growth_rate_sd": np.sqrt(cov[..., GROWTH_RATE, GROWTH_RATE])}  # fmt: skip

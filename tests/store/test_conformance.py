@@ -155,3 +155,63 @@ def test_writes_are_durable_across_a_reopen_and_concurrent_writers_all_land(url)
 def test_an_unknown_backend_is_named():
     with pytest.raises(ValueError, match="backends: sqlite, postgresql"):
         open_store("mongodb://localhost/x")
+
+
+def _frames(unit, seqs, readings=None):
+    return [Frame(unit_id=unit, time=T0 + timedelta(seconds=10 * k), seq=k,
+                  readings=readings or {"od750": 0.1 + 0.01 * k, "temp_tank": 25.0},
+                  events=[{"kind": "dilution", "params": {"fraction": 0.2}}] if k == 2 else [])
+            for k in seqs]  # fmt: skip
+
+
+def test_ingest_is_whole_idempotent_and_logs_frames_in_arrival_order(store):
+    got = store.ingest(_frames("r1", [0, 1, 2]) + _frames("r2", [0]))
+    assert (got.frames, got.readings, got.events) == (4, 8, 1)
+    again = store.ingest(_frames("r1", [1, 2, 3]))  # two resent, one new
+    assert (again.frames, again.readings, again.events) == (1, 2, 0)
+    assert store.frame_log("r1").seq.tolist() == [0, 1, 2, 3]
+    assert store.frame_log("r2").seq.tolist() == [0]
+    assert len(store.readings("r1")) == 8 and store.events("r1").kind.tolist() == ["dilution"]
+    with pytest.raises(UnknownUnitError, match="ghost"):
+        store.ingest(_frames("r1", [4]) + _frames("ghost", [0]))
+    assert store.frame_log("r1").seq.tolist() == [0, 1, 2, 3]  # the good frame of a refused batch is not kept
+    assert len(store.readings("r1")) == 8
+    assert store.ingest([]) == type(got)(0, 0, 0)
+
+
+def test_estimates_decisions_state_and_tokens_round_trip(store):
+    from algaflow.store import Decision
+    from algaflow.store.base import ESTIMATE_COLUMNS
+
+    table = pd.DataFrame({"time_us": [1, 2], "biomass_g_per_l": [0.5, 0.6], "biomass_sd": [0.01, 0.02],
+                          "growth_rate_per_h": [0.03, 0.02], "growth_rate_sd": [0.001, 0.002],
+                          "co2_captured_g": [1.0, 2.0], "co2_captured_sd": [0.1, 0.2],
+                          "harvest_ready": [False, True]})  # fmt: skip
+    assert store.write_estimates("r1", table) == 2
+    table.loc[1, "biomass_g_per_l"] = 0.65  # a later estimate at a stored time replaces it
+    store.write_estimates("r1", table.iloc[1:])
+    got = store.estimates("r1")
+    assert list(got.columns) == list(ESTIMATE_COLUMNS)
+    pd.testing.assert_frame_equal(got, table, check_dtype=False)
+    assert len(store.estimates("r1", start_us=2)) == 1 and len(store.estimates("r2")) == 0
+    with pytest.raises(UnknownUnitError):
+        store.write_estimates("ghost", table)
+
+    decision = Decision("r1", 5, "degas", "dissolved O2 12.5 mg/L above 12 mg/L", {"do_mg_per_l": 12.5})
+    assert store.write_decisions([decision, decision]) == 1
+    decisions = store.decisions("r1")
+    assert decisions.kind.tolist() == ["degas"] and decisions.params[0] == {"do_mg_per_l": 12.5}
+    assert decisions.reason[0].startswith("dissolved O2")
+
+    assert store.load_state("pipeline") is None
+    store.save_state("pipeline", b"\x00first")
+    store.save_state("pipeline", b"\x00\xffsecond")
+    assert store.load_state("pipeline") == b"\x00\xffsecond"
+
+    store.save_token("ab" * 32, {"kind": "device", "unit_id": "r1"})
+    store.save_token("cd" * 32, {"kind": "user", "role": "admin"})
+    assert store.token_record("ab" * 32) == {"kind": "device", "unit_id": "r1"}
+    assert store.token_record("ef" * 32) is None
+    assert set(store.tokens()) == {"ab" * 32, "cd" * 32}
+    assert store.delete_token("ab" * 32) and not store.delete_token("ab" * 32)
+    assert store.token_record("ab" * 32) is None

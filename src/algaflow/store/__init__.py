@@ -9,7 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from algaflow.store.base import ReadingBatch, Store, StoredEvent, UnknownUnitError, events_of_frames
+from algaflow.store.base import (
+    Decision,
+    Ingested,
+    ReadingBatch,
+    Store,
+    StoredEvent,
+    UnknownUnitError,
+    events_of_frames,
+)
 
 
 def _sqlite(url: str) -> Store:
@@ -41,4 +49,5 @@ def open_store(url: str) -> Store:
     return BACKENDS[scheme](url)
 
 
-__all__ = ["BACKENDS", "ReadingBatch", "Store", "StoredEvent", "UnknownUnitError", "events_of_frames", "open_store"]
+__all__ = ["BACKENDS", "Decision", "Ingested", "ReadingBatch", "Store", "StoredEvent", "UnknownUnitError",
+           "events_of_frames", "open_store"]  # fmt: skip

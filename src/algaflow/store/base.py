@@ -5,6 +5,11 @@ Times cross this interface as integer microseconds since 1970-01-01 UTC (``time_
 cheap to move in bulk. A reading is identified by (unit, sensor, time): writing it again is harmless (the
 first value stays), so an agent may resend whatever was not acknowledged.
 
+Ingest (:meth:`Store.ingest`): a list of Frames lands in one transaction, its readings, events and a row per
+frame (unit, seq, time) in arrival order, so what was acknowledged is whole and a resent frame changes
+nothing. Beside the telemetry the store keeps what the live pipeline derives (estimates, decisions), the
+pipeline's saved state, and the hashes of access tokens.
+
 Downsampling: ``readings(..., every_s=s)`` returns per bucket [t, t + s) the mean, min, max and count of
 the good readings (quality 0), buckets aligned to multiples of s since the epoch; for s a multiple of 60
 it is read from the 1-minute rollups (start then counts from its whole minute), which the backends keep
@@ -94,7 +99,48 @@ def events_of_frames(frames: Iterable[Frame]) -> list[StoredEvent]:
             for frame in frames for event in frame.events]  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """An advice or command derived from estimates (DESIGN.md §1), with its reason."""
+
+    unit_id: str
+    time_us: int
+    kind: str
+    reason: str
+    params: dict
+
+
+@dataclass(slots=True)
+class IngestBatch:
+    """What a list of frames writes: their readings, events and (unit, seq, time) keys."""
+
+    readings: ReadingBatch
+    events: list[StoredEvent]
+    frames: list[tuple[str, int, int]]
+
+    @classmethod
+    def from_frames(cls, frames: Sequence[Frame]) -> IngestBatch:
+        return cls(ReadingBatch.from_frames(frames), events_of_frames(frames),
+                   [(frame.unit_id, frame.seq, to_time_us(frame.time)) for frame in frames])  # fmt: skip
+
+    def units(self) -> set[str]:
+        return {unit for unit, _, _ in self.frames} | set(self.readings.unit_id.tolist())
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """How many frames, readings and events of an ingest were new (the rest had been stored before)."""
+
+    frames: int
+    readings: int
+    events: int
+
+
 READING_COLUMNS = ("time_us", "sensor", "value", "quality")
+FRAME_COLUMNS = ("seq", "time_us")
+ESTIMATE_COLUMNS = ("time_us", "biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd",
+                    "co2_captured_g", "co2_captured_sd", "harvest_ready")  # fmt: skip
+DECISION_COLUMNS = ("time_us", "kind", "reason", "params")
 DOWNSAMPLED_COLUMNS = ("time_us", "sensor", "mean", "min", "max", "count")
 EVENT_COLUMNS = ("time_us", "kind", "params")
 
@@ -136,6 +182,55 @@ class Store(ABC):
         """One unit's events in [start, end) by time: ``EVENT_COLUMNS``."""
 
     @abstractmethod
+    def ingest(self, frames: Sequence[Frame]) -> Ingested:
+        """Store frames whole, in one transaction (module doc); a frame already stored (same unit and seq) adds
+        nothing. Every unit must be registered, else nothing is stored."""
+
+    @abstractmethod
+    def frame_log(self, unit_id: str) -> pd.DataFrame:
+        """One unit's stored frames in the order they arrived: ``FRAME_COLUMNS``."""
+
+    @abstractmethod
+    def write_estimates(self, unit_id: str, table: pd.DataFrame) -> int:
+        """Store estimates (``ESTIMATE_COLUMNS``); an estimate at a stored time replaces it. Returns rows written."""
+
+    @abstractmethod
+    def estimates(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        """One unit's estimates in [start, end) by time: ``ESTIMATE_COLUMNS``."""
+
+    @abstractmethod
+    def write_decisions(self, decisions: Sequence[Decision]) -> int:
+        """Store decisions; one already stored (same unit, time, kind) is ignored. Returns how many were new."""
+
+    @abstractmethod
+    def decisions(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        """One unit's decisions in [start, end) by time: ``DECISION_COLUMNS``."""
+
+    @abstractmethod
+    def save_state(self, name: str, blob: bytes) -> None:
+        """Keep a named piece of state (the live pipeline's), replacing the previous one, durably."""
+
+    @abstractmethod
+    def load_state(self, name: str) -> bytes | None:
+        """The state saved under ``name``, or None."""
+
+    @abstractmethod
+    def save_token(self, token_hash: str, record: dict) -> None:
+        """Keep an access token's hash and what it grants (``record``: kind, unit, role, label ...)."""
+
+    @abstractmethod
+    def token_record(self, token_hash: str) -> dict | None:
+        """What the token with this hash grants, or None."""
+
+    @abstractmethod
+    def tokens(self) -> dict[str, dict]:
+        """Every token hash and its record."""
+
+    @abstractmethod
+    def delete_token(self, token_hash: str) -> bool:
+        """Revoke; True when there was such a token."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     def __enter__(self) -> Store:
@@ -172,6 +267,7 @@ def check_sensors(sensors: Sequence[str] | None) -> list[str] | None:
     return list(sensors)
 
 
-__all__ = ["DOWNSAMPLED_COLUMNS", "EVENT_COLUMNS", "MINUTE_US", "READING_COLUMNS", "ReadingBatch",
-           "Store", "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors", "downsample_source",
+__all__ = ["DECISION_COLUMNS", "DOWNSAMPLED_COLUMNS", "ESTIMATE_COLUMNS", "EVENT_COLUMNS", "FRAME_COLUMNS",
+           "MINUTE_US", "READING_COLUMNS", "Decision", "IngestBatch", "Ingested", "ReadingBatch", "Store",
+           "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors", "downsample_source",
            "events_of_frames", "time_window", "to_time_us"]  # fmt: skip

@@ -19,11 +19,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from algaflow.catalog.frames import Frame
 from algaflow.store.base import (
+    DECISION_COLUMNS,
     DOWNSAMPLED_COLUMNS,
+    ESTIMATE_COLUMNS,
     EVENT_COLUMNS,
+    FRAME_COLUMNS,
     MINUTE_US,
     READING_COLUMNS,
+    Decision,
+    IngestBatch,
+    Ingested,
     ReadingBatch,
     Store,
     StoredEvent,
@@ -46,6 +53,18 @@ CREATE TABLE IF NOT EXISTS rollup_1min (
 CREATE TABLE IF NOT EXISTS events (
     unit_id TEXT NOT NULL, time_us INTEGER NOT NULL, kind TEXT NOT NULL, params TEXT NOT NULL,
     PRIMARY KEY (unit_id, time_us, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS frames (
+    arrival INTEGER PRIMARY KEY, unit_id TEXT NOT NULL, seq INTEGER NOT NULL, time_us INTEGER NOT NULL,
+    UNIQUE (unit_id, seq));
+CREATE TABLE IF NOT EXISTS estimates (
+    unit_id TEXT NOT NULL, time_us INTEGER NOT NULL, biomass_g_per_l REAL, biomass_sd REAL, growth_rate_per_h REAL,
+    growth_rate_sd REAL, co2_captured_g REAL, co2_captured_sd REAL, harvest_ready INTEGER,
+    PRIMARY KEY (unit_id, time_us)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS decisions (
+    unit_id TEXT NOT NULL, time_us INTEGER NOT NULL, kind TEXT NOT NULL, reason TEXT NOT NULL, params TEXT NOT NULL,
+    PRIMARY KEY (unit_id, time_us, kind)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, blob BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tokens (token_hash TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
 """
 
 INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming (
@@ -174,28 +193,62 @@ class SQLiteStore(Store):
             raise UnknownUnitError(f"unit(s) not registered: {', '.join(missing)}")
 
     # ---- readings -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _insert_readings(connection: sqlite3.Connection, batch: ReadingBatch) -> int:
+        connection.executemany("INSERT OR IGNORE INTO temp.incoming VALUES (?, ?, ?, ?, ?)", batch.rows())
+        connection.execute("DELETE FROM temp.incoming WHERE EXISTS (SELECT 1 FROM readings r WHERE "
+                           "r.unit_id = incoming.unit_id AND r.sensor = incoming.sensor AND "
+                           "r.time_us = incoming.time_us)")  # fmt: skip
+        new = connection.execute("INSERT INTO readings SELECT * FROM temp.incoming").rowcount
+        connection.execute(
+            f"INSERT INTO rollup_1min SELECT unit_id, sensor, {MINUTE_FLOOR}, COUNT(*), SUM(value), MIN(value), "
+            "MAX(value) FROM temp.incoming WHERE quality = 0 GROUP BY 1, 2, 3 "
+            "ON CONFLICT (unit_id, sensor, minute_us) DO UPDATE SET count = count + excluded.count, "
+            "total = total + excluded.total, low = MIN(low, excluded.low), high = MAX(high, excluded.high)")
+        connection.execute("DELETE FROM temp.incoming")
+        return new
+
+    @staticmethod
+    def _insert_events(connection: sqlite3.Connection, events: Sequence[StoredEvent]) -> int:
+        before = connection.total_changes
+        connection.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
+                               [(e.unit_id, int(e.time_us), e.kind, json.dumps(e.params, sort_keys=True))
+                                for e in events])  # fmt: skip
+        return connection.total_changes - before
+
     def write_readings(self, batch: ReadingBatch) -> int:
         if len(batch) == 0:
             return 0
-        rows = batch.rows()
         units = set(batch.unit_id.tolist())
 
         def work(connection: sqlite3.Connection) -> int:
             self._check_units(connection, units)
-            connection.executemany("INSERT OR IGNORE INTO temp.incoming VALUES (?, ?, ?, ?, ?)", rows)
-            connection.execute("DELETE FROM temp.incoming WHERE EXISTS (SELECT 1 FROM readings r WHERE "
-                               "r.unit_id = incoming.unit_id AND r.sensor = incoming.sensor AND "
-                               "r.time_us = incoming.time_us)")  # fmt: skip
-            new = connection.execute("INSERT INTO readings SELECT * FROM temp.incoming").rowcount
-            connection.execute(
-                f"INSERT INTO rollup_1min SELECT unit_id, sensor, {MINUTE_FLOOR}, COUNT(*), SUM(value), MIN(value), "
-                "MAX(value) FROM temp.incoming WHERE quality = 0 GROUP BY 1, 2, 3 "
-                "ON CONFLICT (unit_id, sensor, minute_us) DO UPDATE SET count = count + excluded.count, "
-                "total = total + excluded.total, low = MIN(low, excluded.low), high = MAX(high, excluded.high)")
-            connection.execute("DELETE FROM temp.incoming")
-            return new
+            return self._insert_readings(connection, batch)
 
         return self._submit(work)
+
+    def ingest(self, frames: Sequence[Frame]) -> Ingested:
+        batch = IngestBatch.from_frames(frames)
+        if not batch.frames:
+            return Ingested(0, 0, 0)
+        counts: list[int] = []
+
+        def work(connection: sqlite3.Connection) -> int:
+            self._check_units(connection, batch.units())
+            before = connection.total_changes
+            connection.executemany("INSERT OR IGNORE INTO frames (unit_id, seq, time_us) VALUES (?, ?, ?)",
+                                   batch.frames)  # fmt: skip
+            counts[:] = [connection.total_changes - before, self._insert_readings(connection, batch.readings),
+                         self._insert_events(connection, batch.events)]  # fmt: skip
+            return counts[0]
+
+        self._submit(work)
+        return Ingested(*counts)
+
+    def frame_log(self, unit_id: str) -> pd.DataFrame:
+        rows = self._reader().execute("SELECT seq, time_us FROM frames WHERE unit_id = ? ORDER BY arrival",
+                                      (unit_id,)).fetchall()  # fmt: skip
+        return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
     def readings(self, unit_id: str, sensors: Sequence[str] | None = None, start_us: int | None = None,
                  end_us: int | None = None, every_s: int | None = None) -> pd.DataFrame:  # fmt: skip
@@ -236,13 +289,10 @@ class SQLiteStore(Store):
     def write_events(self, events: Sequence[StoredEvent]) -> int:
         if not events:
             return 0
-        rows = [(e.unit_id, int(e.time_us), e.kind, json.dumps(e.params, sort_keys=True)) for e in events]
 
         def work(connection: sqlite3.Connection) -> int:
             self._check_units(connection, {e.unit_id for e in events})
-            before = connection.total_changes
-            connection.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)", rows)
-            return connection.total_changes - before
+            return self._insert_events(connection, events)
 
         return self._submit(work)
 
@@ -251,6 +301,74 @@ class SQLiteStore(Store):
         rows = self._reader().execute("SELECT time_us, kind, params FROM events WHERE unit_id = ? AND time_us >= ? "
                                       "AND time_us < ? ORDER BY time_us, kind", (unit_id, start, end)).fetchall()
         return pd.DataFrame([(t, k, json.loads(p)) for t, k, p in rows], columns=list(EVENT_COLUMNS))
+
+    # ---- what the live pipeline derives, its state, and tokens ----------------------------------------------
+    def write_estimates(self, unit_id: str, table: pd.DataFrame) -> int:
+        rows = [(unit_id, int(row[0]), *map(float, row[1:-1]), int(bool(row[-1])))
+                for row in table[list(ESTIMATE_COLUMNS)].itertuples(index=False)]  # fmt: skip
+        if not rows:
+            return 0
+        placeholders = ", ".join("?" * (len(ESTIMATE_COLUMNS) + 1))
+
+        def work(connection: sqlite3.Connection) -> int:
+            self._check_units(connection, {unit_id})
+            connection.executemany(f"INSERT OR REPLACE INTO estimates VALUES ({placeholders})", rows)
+            return len(rows)
+
+        return self._submit(work)
+
+    def estimates(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        start, end = time_window(start_us, end_us)
+        rows = self._reader().execute(f"SELECT {', '.join(ESTIMATE_COLUMNS)} FROM estimates WHERE unit_id = ? AND "
+                                      "time_us >= ? AND time_us < ? ORDER BY time_us", (unit_id, start, end)).fetchall()
+        table = pd.DataFrame(rows, columns=list(ESTIMATE_COLUMNS))
+        table["harvest_ready"] = table["harvest_ready"].astype(bool)
+        return table
+
+    def write_decisions(self, decisions: Sequence[Decision]) -> int:
+        if not decisions:
+            return 0
+        rows = [(d.unit_id, int(d.time_us), d.kind, d.reason, json.dumps(d.params, sort_keys=True)) for d in decisions]
+
+        def work(connection: sqlite3.Connection) -> int:
+            self._check_units(connection, {d.unit_id for d in decisions})
+            before = connection.total_changes
+            connection.executemany("INSERT OR IGNORE INTO decisions VALUES (?, ?, ?, ?, ?)", rows)
+            return connection.total_changes - before
+
+        return self._submit(work)
+
+    def decisions(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        start, end = time_window(start_us, end_us)
+        rows = self._reader().execute("SELECT time_us, kind, reason, params FROM decisions WHERE unit_id = ? AND "
+                                      "time_us >= ? AND time_us < ? ORDER BY time_us, kind",
+                                      (unit_id, start, end)).fetchall()  # fmt: skip
+        return pd.DataFrame([(t, k, r, json.loads(p)) for t, k, r, p in rows], columns=list(DECISION_COLUMNS))
+
+    def save_state(self, name: str, blob: bytes) -> None:
+        self._submit(lambda connection: connection.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                                                           (name, bytes(blob))).rowcount)  # fmt: skip
+
+    def load_state(self, name: str) -> bytes | None:
+        row = self._reader().execute("SELECT blob FROM state WHERE name = ?", (name,)).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def save_token(self, token_hash: str, record: dict) -> None:
+        text = json.dumps(record, sort_keys=True)
+        self._submit(lambda connection: connection.execute("INSERT OR REPLACE INTO tokens VALUES (?, ?)",
+                                                           (token_hash, text)).rowcount)  # fmt: skip
+
+    def token_record(self, token_hash: str) -> dict | None:
+        row = self._reader().execute("SELECT record FROM tokens WHERE token_hash = ?", (token_hash,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def tokens(self) -> dict[str, dict]:
+        rows = self._reader().execute("SELECT token_hash, record FROM tokens ORDER BY token_hash").fetchall()
+        return {token_hash: json.loads(record) for token_hash, record in rows}
+
+    def delete_token(self, token_hash: str) -> bool:
+        return bool(self._submit(lambda connection: connection.execute(
+            "DELETE FROM tokens WHERE token_hash = ?", (token_hash,)).rowcount))  # fmt: skip
 
     def close(self) -> None:
         if self._closed:

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from algaflow.cli.service import register as register_service_commands
 from algaflow.sim.scenario import ScenarioError, load_scenario, parse_scenario
 
 app = typer.Typer(help="algaflow: model, simulate, fuse and run algae photobioreactors.", no_args_is_help=True,
@@ -197,6 +198,8 @@ def scenarios() -> None:
     for name, path in sorted(shipped_scenarios().items()):
         typer.echo(f"{name}\t{path}")
 
+
+register_service_commands(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -47,12 +47,14 @@ def growth_stopped_probability(growth_rate_per_h: np.ndarray, growth_rate_sd: np
     return ndtr((threshold_per_h - np.asarray(growth_rate_per_h, dtype=float)) / sd)
 
 
-def harvest_ready(probability: np.ndarray, biomass_g_per_l: np.ndarray, policy: HarvestPolicy) -> np.ndarray:
-    """Hysteresis over time (last axis), independently per unit (leading axes)."""
+def harvest_ready(probability: np.ndarray, biomass_g_per_l: np.ndarray, policy: HarvestPolicy,
+                  previous: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Hysteresis over time (last axis), independently per unit (leading axes), from the flags ``previous``
+    (leading shape; default off): a live pipeline passes each unit's last flag."""
     probability = np.asarray(probability, dtype=float)
     dense = np.asarray(biomass_g_per_l, dtype=float) >= policy.min_biomass_g_per_l
     ready = np.zeros(probability.shape, dtype=bool)
-    state = np.zeros(probability.shape[:-1], dtype=bool)
+    state = np.zeros(probability.shape[:-1], dtype=bool) if previous is None else np.asarray(previous, dtype=bool)
     for k in range(probability.shape[-1]):
         p = probability[..., k]
         state = np.where(state, ~(p < policy.probability_off), (p >= policy.probability_on) & dense[..., k])

@@ -36,7 +36,15 @@ def co2_from_biomass(biomass_g_per_l: np.ndarray, biomass_sd: np.ndarray, harves
     before_sd = np.concatenate([sd[..., :1], sd[..., :-1]], axis=-1)
     harvested = np.cumsum(f * before, axis=-1)
     harvested_variance = np.cumsum((f * before_sd) ** 2, axis=-1)
-    produced = volume_l * (x - x[..., :1] + harvested)
-    produced_sd = volume_l * np.sqrt(sd**2 + sd[..., :1] ** 2 + harvested_variance)
+    return co2_from_totals(x, sd, x[..., :1], sd[..., :1], harvested, harvested_variance, volume_l, carbon_fraction)
+
+
+def co2_from_totals(biomass_g_per_l: np.ndarray, biomass_sd: np.ndarray, initial_g_per_l: np.ndarray,
+                    initial_sd: np.ndarray, harvested_g_per_l: np.ndarray, harvested_variance: np.ndarray,
+                    volume_l: float, carbon_fraction: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """CO2 (g) and sd from the running totals of the module doc: X(t), X(t₀), Σ f_h X(t_h⁻) and
+    Σ f_h² σ_X(t_h⁻)² (a live pipeline keeps these per unit instead of the whole series)."""
+    produced = volume_l * (biomass_g_per_l - initial_g_per_l + harvested_g_per_l)
+    produced_sd = volume_l * np.sqrt(biomass_sd**2 + initial_sd**2 + harvested_variance)
     scale = carbon_fraction * CO2_PER_CARBON
     return produced * scale, produced_sd * scale

@@ -182,9 +182,9 @@ class Store(ABC):
         """One unit's events in [start, end) by time: ``EVENT_COLUMNS``."""
 
     @abstractmethod
-    def ingest(self, frames: Sequence[Frame]) -> Ingested:
-        """Store frames whole, in one transaction (module doc); a frame already stored (same unit and seq) adds
-        nothing. Every unit must be registered, else nothing is stored."""
+    def ingest(self, frames: Sequence[Frame] | IngestBatch) -> Ingested:
+        """Store frames (or their :class:`IngestBatch`) whole, in one transaction (module doc); a frame already
+        stored (same unit and seq) adds nothing. Every unit must be registered, else nothing is stored."""
 
     @abstractmethod
     def frame_log(self, unit_id: str) -> pd.DataFrame:

@@ -178,8 +178,8 @@ class PostgresStore(Store):
 
         return self._transaction(work)
 
-    def ingest(self, frames: Sequence[Frame]) -> Ingested:
-        batch = IngestBatch.from_frames(frames)
+    def ingest(self, frames: Sequence[Frame] | IngestBatch) -> Ingested:
+        batch = frames if isinstance(frames, IngestBatch) else IngestBatch.from_frames(frames)
         if not batch.frames:
             return Ingested(0, 0, 0)
 

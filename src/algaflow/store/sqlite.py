@@ -227,8 +227,8 @@ class SQLiteStore(Store):
 
         return self._submit(work)
 
-    def ingest(self, frames: Sequence[Frame]) -> Ingested:
-        batch = IngestBatch.from_frames(frames)
+    def ingest(self, frames: Sequence[Frame] | IngestBatch) -> Ingested:
+        batch = frames if isinstance(frames, IngestBatch) else IngestBatch.from_frames(frames)
         if not batch.frames:
             return Ingested(0, 0, 0)
         counts: list[int] = []

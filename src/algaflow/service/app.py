@@ -1,0 +1,404 @@
+"""The HTTP API, ``/api/v1`` (OpenAPI 3.1 at ``/api/v1/openapi.json``).
+
+Every route needs a bearer token (service.auth): devices post frames and events of their own unit; users
+read (role reader), post events (operator) and register units and issue tokens (admin). Requests larger
+than ``limits.max_request_bytes`` are refused with 413 before they are read whole, more than
+``limits.requests_per_second`` per token (bursts of ``limits.burst``) with 429; every refusal is a 4xx with
+a ``detail`` that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import threading
+import time
+import zipfile
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+import algaflow
+from algaflow.catalog import SENSORS, strain_names
+from algaflow.catalog.frames import Frame, FrameEvent, UnitId
+from algaflow.service.auth import Principal, authenticate, issue_device_token, issue_user_token
+from algaflow.service.config import Settings
+from algaflow.service.ingest import ForbiddenError, Ingestor
+from algaflow.store import ReadingBatch, StoredEvent, UnknownUnitError
+from algaflow.store.base import to_time_us
+
+API = "/api/v1"
+
+
+# ---- request and response bodies -------------------------------------------------------------------------------
+class FrameBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    frames: list[Frame] = Field(min_length=1)
+
+
+class IngestAck(BaseModel):
+    """Every frame of the request is durably stored (new or already there); ``acknowledged`` lists, per unit,
+    the seq ranges [first, last] that the agent may now delete."""
+
+    new_frames: int
+    new_readings: int
+    new_events: int
+    acknowledged: dict[str, list[list[int]]]
+
+
+class Site(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("", max_length=200)
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+
+
+class UnitRegistration(BaseModel):
+    """A unit and its metadata: strain (from the library), geometry, site and the sensors it carries."""
+
+    model_config = ConfigDict(extra="forbid")
+    unit_id: UnitId
+    strain: str = "chlorella_vulgaris"
+    geometry: Literal["tube", "flat_panel"] = "tube"
+    volume_l: float = Field(80.0, gt=0, le=1e7)
+    light_path_m: float = Field(0.05, gt=0, le=10)
+    site: Site = Field(default_factory=Site)
+    sensors: list[str] = Field(default_factory=list, max_length=len(SENSORS))
+    description: str = Field("", max_length=2000)
+
+    @field_validator("strain")
+    @classmethod
+    def _known_strain(cls, strain: str) -> str:
+        if strain not in strain_names():
+            raise ValueError(f"unknown strain {strain!r}; the library has {', '.join(strain_names())}")
+        return strain
+
+    @field_validator("sensors")
+    @classmethod
+    def _catalog(cls, sensors: list[str]) -> list[str]:
+        unknown = sorted(set(sensors) - set(SENSORS))
+        if unknown:
+            raise ValueError(f"unknown sensor(s) {', '.join(unknown)}; the catalog has {', '.join(SENSORS)}")
+        return sensors
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["device", "user"]
+    unit_id: UnitId | None = None
+    role: Literal["reader", "operator", "admin"] | None = None
+    label: str = Field("", max_length=200)
+
+
+class TokenIssued(BaseModel):
+    token: str
+    kind: str
+    unit_id: str | None = None
+    role: str | None = None
+
+
+class EventPost(BaseModel):
+    """An event for one unit (harvest done, a manual dry-weight sample with params.g_per_l ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+    event: FrameEvent
+    time: datetime
+
+
+# ---- limits -----------------------------------------------------------------------------------------------------
+class BodyLimit:
+    """ASGI middleware: 413 for a body over ``limit`` bytes, by its Content-Length or while it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = JSONResponse({"detail": f"request body over the limit of {self.limit} bytes"}, status_code=413)
+        if declared is not None:
+            try:
+                if int(declared) > self.limit:
+                    await too_large(scope, receive, send)
+                    return
+            except ValueError:
+                await JSONResponse({"detail": "Content-Length is not a number"}, status_code=400)(scope, receive,
+                                                                                                 send)  # fmt: skip
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _BodyTooLargeError:
+            await too_large(scope, receive, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+class RateLimiter:
+    """Token bucket per key: ``rate`` per second, up to ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str) -> float:
+        """0 when allowed, else the seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            level, since = self._buckets.get(key, (float(self.burst), now))
+            level = min(float(self.burst), level + (now - since) * self.rate)
+            if level >= 1.0:
+                self._buckets[key] = (level - 1.0, now)
+                return 0.0
+            self._buckets[key] = (level, now)
+            return (1.0 - level) / self.rate
+
+
+# ---- the app ------------------------------------------------------------------------------------------------------
+def _time_us(value: datetime | None) -> int | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise HTTPException(422, "times in queries must carry a time zone, e.g. 2026-11-21T08:00:00Z")
+    return to_time_us(value)
+
+
+def _iso(time_us: pd.Series) -> list[str]:
+    return pd.to_datetime(time_us, unit="us", utc=True).map(lambda t: t.isoformat()).tolist()
+
+
+def _records(table: pd.DataFrame) -> dict[str, list]:
+    """Columns as JSON lists, times as ISO 8601, NaN as null."""
+    out: dict[str, list] = {}
+    for name in table.columns:
+        if name == "time_us":
+            out["time"] = _iso(table[name])
+            continue
+        values = table[name].tolist()
+        out[name] = [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
+    return out
+
+
+def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
+    """The FastAPI app over ``ingestor``'s store and pipeline."""
+    store = ingestor.store
+    limiter = RateLimiter(settings.limits.requests_per_second, settings.limits.burst)
+    app = FastAPI(title="algaflow", version=algaflow.__version__, openapi_url=f"{API}/openapi.json",
+                  docs_url=f"{API}/docs", redoc_url=None,
+                  description="Telemetry, estimates and decisions of algae photobioreactors.")  # fmt: skip
+    app.add_middleware(BodyLimit, limit=settings.limits.max_request_bytes)
+    bearer = HTTPBearer(auto_error=False, description="a device or user token (algaflow admin issue-token)")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in error.errors()]
+        ingestor.counters.reject("http", "invalid")
+        return JSONResponse({"detail": "the request is not valid: " + "; ".join(f"{p['where']}: {p['problem']}"
+                                                                                   for p in problems[:10]),
+                             "problems": problems[:100]}, status_code=422)  # fmt: skip
+
+    def principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None,
+                                                           Depends(bearer)]) -> Principal:  # fmt: skip
+        found = authenticate(store, credentials.credentials if credentials else None)
+        if found is None:
+            raise HTTPException(401, "a valid bearer token is needed (Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        wait = limiter.allow(credentials.credentials)
+        if wait > 0:
+            raise HTTPException(429, f"too many requests for this token; retry in {wait:.2f} s",
+                                headers={"Retry-After": str(max(1, math.ceil(wait)))})  # fmt: skip
+        return found
+
+    Caller = Annotated[Principal, Depends(principal)]
+
+    def reader(caller: Caller) -> Principal:
+        if not caller.may_read:
+            raise HTTPException(403, "reading needs a user token; device tokens only write")
+        return caller
+
+    def admin(caller: Caller) -> Principal:
+        if not caller.is_admin:
+            raise HTTPException(403, "this needs a user token with the admin role")
+        return caller
+
+    def known_unit(unit_id: str) -> str:
+        if unit_id not in store.units():
+            raise HTTPException(404, f"unit {unit_id!r} is not registered")
+        return unit_id
+
+    Reader = Annotated[Principal, Depends(reader)]
+    Admin = Annotated[Principal, Depends(admin)]
+    Unit = Annotated[str, Depends(known_unit)]
+    Start = Annotated[datetime | None, Query(description="from this time (inclusive, ISO 8601 with zone)")]
+    End = Annotated[datetime | None, Query(description="to this time (exclusive)")]
+
+    @app.get(f"{API}/health")
+    def health() -> dict[str, Any]:
+        counters = ingestor.counters
+        pipeline = ingestor.pipeline
+        return {"status": "ok", "store": store.name, "frames": counters.frames, "readings": counters.readings,
+                "rejected_http": counters.rejected_http, "rejected_mqtt": counters.rejected_mqtt,
+                "pipeline_backlog": pipeline.backlog if pipeline else 0,
+                "uptime_s": round(time.time() - ingestor.started, 1)}  # fmt: skip
+
+    @app.post(f"{API}/frames", response_model=IngestAck)
+    def post_frames(batch: FrameBatch, caller: Caller) -> IngestAck:
+        """Store a batch of frames whole (all or nothing) and acknowledge them."""
+        if len(batch.frames) > settings.limits.max_frames_per_request:
+            ingestor.counters.reject("http", "too_many_frames")
+            raise HTTPException(413, f"{len(batch.frames)} frames in one request; the limit is "
+                                     f"{settings.limits.max_frames_per_request}")  # fmt: skip
+        try:
+            stored, acknowledged = ingestor.ingest(caller, batch.frames)
+        except ForbiddenError as error:
+            ingestor.counters.reject("http", "forbidden")
+            raise HTTPException(403, str(error)) from error
+        except UnknownUnitError as error:
+            ingestor.counters.reject("http", "unknown_unit")
+            raise HTTPException(404, f"{error.args[0]}; register the unit first") from error
+        return IngestAck(new_frames=stored.frames, new_readings=stored.readings, new_events=stored.events,
+                         acknowledged=acknowledged)  # fmt: skip
+
+    @app.post(f"{API}/units", status_code=201)
+    def register_unit(unit: UnitRegistration, caller: Admin) -> dict[str, Any]:
+        """Register a unit (or replace its metadata)."""
+        metadata = unit.model_dump(exclude={"unit_id"})
+        store.register_unit(unit.unit_id, metadata)
+        return {"unit_id": unit.unit_id, **metadata}
+
+    @app.get(f"{API}/units")
+    def list_units(caller: Reader) -> dict[str, dict]:
+        return store.units()
+
+    @app.get(f"{API}/units/{{unit_id}}/readings")
+    def get_readings(unit_id: Unit, caller: Reader, start: Start = None, end: End = None,
+                     sensors: Annotated[str | None, Query(description="comma-separated catalog names")] = None,
+                     every_s: Annotated[int | None, Query(gt=0, le=31 * 86400, description="bucket width (s): "
+                                                          "mean, min, max, count per bucket")] = None,
+                     ) -> dict[str, list]:  # fmt: skip
+        names = None if sensors is None else [s.strip() for s in sensors.split(",") if s.strip()]
+        try:
+            table = store.readings(unit_id, names, _time_us(start), _time_us(end), every_s)
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from error
+        return _records(table)
+
+    @app.get(f"{API}/units/{{unit_id}}/estimates")
+    def get_estimates(unit_id: Unit, caller: Reader, start: Start = None, end: End = None) -> dict[str, list]:
+        return _records(store.estimates(unit_id, _time_us(start), _time_us(end)))
+
+    @app.get(f"{API}/units/{{unit_id}}/decisions")
+    def get_decisions(unit_id: Unit, caller: Reader, start: Start = None, end: End = None) -> dict[str, list]:
+        return _records(store.decisions(unit_id, _time_us(start), _time_us(end)))
+
+    @app.get(f"{API}/units/{{unit_id}}/events")
+    def get_events(unit_id: Unit, caller: Reader, start: Start = None, end: End = None) -> dict[str, list]:
+        return _records(store.events(unit_id, _time_us(start), _time_us(end)))
+
+    @app.post(f"{API}/units/{{unit_id}}/events", status_code=201)
+    def post_event(unit_id: Unit, posted: EventPost, caller: Caller) -> dict[str, Any]:
+        """Record an event (harvest done, a manual dry-weight sample: kind dry_weight_sample with
+        params.g_per_l, also stored as a ``dry_weight`` reading)."""
+        if not (caller.may_post_events or caller.may_write(unit_id)):
+            raise HTTPException(403, "posting events needs an operator or admin token, or the unit's device token")
+        if posted.time.tzinfo is None:
+            raise HTTPException(422, "time must carry a time zone")
+        readings: dict[str, float] = {}
+        if posted.event.kind == "dry_weight_sample":
+            value = posted.event.params.get("g_per_l")
+            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1000:
+                raise HTTPException(422, "a dry_weight_sample needs params.g_per_l, a number of g/L in [0, 1000)")
+            readings["dry_weight"] = float(value)
+        time_us = to_time_us(posted.time)
+        event = StoredEvent(unit_id, time_us, posted.event.kind, dict(posted.event.params))
+        new = store.write_events([event])
+        if readings:
+            store.write_readings(ReadingBatch([unit_id], ["dry_weight"], [time_us], [readings["dry_weight"]], [0]))
+        if ingestor.pipeline is not None:
+            ingestor.pipeline.submit(ReadingBatch([], [], [], [], []), [event])
+        return {"stored": bool(new), "unit_id": unit_id, "kind": posted.event.kind}
+
+    @app.post(f"{API}/tokens", status_code=201, response_model=TokenIssued)
+    def post_token(request: TokenRequest, caller: Admin) -> TokenIssued:
+        """Issue a token (shown once; only its hash is kept)."""
+        if request.kind == "device":
+            if request.unit_id is None:
+                raise HTTPException(422, "a device token needs unit_id")
+            known_unit(request.unit_id)
+            return TokenIssued(token=issue_device_token(store, request.unit_id, request.label), kind="device",
+                               unit_id=request.unit_id)  # fmt: skip
+        role = request.role or "reader"
+        return TokenIssued(token=issue_user_token(store, role, request.label), kind="user", role=role)
+
+    @app.get(f"{API}/units/{{unit_id}}/export")
+    def export(unit_id: Unit, caller: Reader, start: Start = None, end: End = None,
+               format: Annotated[Literal["parquet", "csv"], Query()] = "parquet") -> Response:  # fmt: skip
+        """One unit's experiment as a zip: telemetry, events, estimates, decisions and a manifest."""
+        payload = export_unit(store, unit_id, _time_us(start), _time_us(end), format)
+        return Response(payload, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{unit_id}.zip"'})  # fmt: skip
+
+    return app
+
+
+def export_unit(store, unit_id: str, start_us: int | None, end_us: int | None, file_format: str) -> bytes:
+    """A zip of the unit's telemetry (DESIGN.md §5 long format plus quality), events, estimates and decisions,
+    in Parquet or CSV, with ``manifest.json`` (unit metadata, range, row counts and SHA-256 of each file)."""
+    import hashlib
+
+    def timed(table: pd.DataFrame) -> pd.DataFrame:
+        table = table.copy()
+        table.insert(0, "time", pd.to_datetime(table.pop("time_us"), unit="us", utc=True))
+        table.insert(0, "unit_id", unit_id)
+        return table
+
+    telemetry = timed(store.readings(unit_id, start_us=start_us, end_us=end_us))
+    events = timed(store.events(unit_id, start_us, end_us))
+    events["params"] = events["params"].map(json.dumps)
+    decisions = timed(store.decisions(unit_id, start_us, end_us))
+    decisions["params"] = decisions["params"].map(json.dumps)
+    tables = {"telemetry": telemetry, "events": events, "estimates": timed(store.estimates(unit_id, start_us, end_us)),
+              "decisions": decisions}  # fmt: skip
+    buffer = io.BytesIO()
+    files = {}
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, table in tables.items():
+            data = io.BytesIO()
+            if file_format == "parquet":
+                table.to_parquet(data, index=False)
+            else:
+                table.to_csv(data, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+            content = data.getvalue()
+            path = f"{name}.{file_format}"
+            archive.writestr(path, content)
+            files[path] = {"rows": len(table), "sha256": hashlib.sha256(content).hexdigest()}
+        manifest = {"unit_id": unit_id, "metadata": store.units().get(unit_id, {}),
+                    "start": None if start_us is None else datetime.fromtimestamp(start_us / 1e6, UTC).isoformat(),
+                    "end": None if end_us is None else datetime.fromtimestamp(end_us / 1e6, UTC).isoformat(),
+                    "exported": datetime.now(UTC).isoformat(), "algaflow": algaflow.__version__,
+                    "format": file_format, "files": files}  # fmt: skip
+        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
+    return buffer.getvalue()

@@ -1,0 +1,103 @@
+"""Access tokens: who may write which unit's data and who may read.
+
+A token is 256 random bits (``secrets.token_urlsafe(32)``) with a prefix naming its kind; the store keeps only
+its SHA-256 (a fast hash is right for a random secret of this size, unlike a password: there is nothing to
+guess), with what it grants:
+
+    device token  {"kind": "device", "unit_id": U}   writes frames and events of unit U only, reads nothing
+    user token    {"kind": "user", "role": R}        R = "reader" reads, "operator" also posts events,
+                                                     "admin" also registers units and issues tokens
+
+A device token also carries the Mosquitto password hash of the same secret (PBKDF2-SHA512, Mosquitto's
+``$7$`` format), so ``algaflow mqtt-config`` can write a password file without ever storing the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from algaflow.store import Store
+
+ROLES = ("reader", "operator", "admin")
+DEVICE_PREFIX, USER_PREFIX = "afd_", "afu_"
+MOSQUITTO_ITERATIONS = 101  # mosquitto_passwd's default for $7$
+MOSQUITTO_SALT_BYTES = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request comes from."""
+
+    kind: str  # "device" | "user"
+    unit_id: str | None = None
+    role: str | None = None
+    label: str = ""
+
+    def may_write(self, unit_id: str) -> bool:
+        if self.kind == "device":
+            return self.unit_id == unit_id
+        return self.role == "admin"
+
+    @property
+    def may_read(self) -> bool:
+        return self.kind == "user"
+
+    @property
+    def may_post_events(self) -> bool:
+        return self.kind == "user" and self.role in ("operator", "admin")
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "user" and self.role == "admin"
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of the token, hex."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations: int = MOSQUITTO_ITERATIONS) -> str:
+    """Mosquitto's ``$7$`` password-file entry: PBKDF2-HMAC-SHA512 over the password with a random salt,
+    ``$7$<iterations>$<base64 salt>$<base64 key>``."""
+    salt = secrets.token_bytes(MOSQUITTO_SALT_BYTES) if salt is None else salt
+    key = hashlib.pbkdf2_hmac("sha512", password.encode("utf-8"), salt, iterations)
+    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
+
+
+def issue_device_token(store: Store, unit_id: str, label: str = "") -> str:
+    """A new token that writes only ``unit_id``'s data (the unit must be registered)."""
+    if unit_id not in store.units():
+        raise KeyError(f"unit {unit_id!r} is not registered; register it first")
+    token = DEVICE_PREFIX + secrets.token_urlsafe(32)
+    store.save_token(token_hash(token), {"kind": "device", "unit_id": unit_id, "label": label,
+                                         "mosquitto_hash": mosquitto_password_hash(token)})  # fmt: skip
+    return token
+
+
+def issue_user_token(store: Store, role: str, label: str = "") -> str:
+    """A new user token with ``role`` (one of ``ROLES``)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
+    token = USER_PREFIX + secrets.token_urlsafe(32)
+    store.save_token(token_hash(token), {"kind": "user", "role": role, "label": label})
+    return token
+
+
+def authenticate(store: Store, token: str | None) -> Principal | None:
+    """The principal of a presented token, or None (no token, unknown or revoked)."""
+    if not token or len(token) > 200:
+        return None
+    record = store.token_record(token_hash(token))
+    if record is None:
+        return None
+    return Principal(kind=record["kind"], unit_id=record.get("unit_id"), role=record.get("role"),
+                     label=record.get("label", ""))  # fmt: skip
+
+
+def same_secret(a: str, b: str) -> bool:
+    """Constant-time comparison of two secrets."""
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,371 @@
+"""The live pipeline: every stored frame advances its unit's estimator; estimates and decisions are stored
+and decisions published back to the unit.
+
+Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
+
+- biomass and growth rate: the growth chain (fusion.online) on the unit's biomass sensor, the first of
+  fusion.estimator.BIOMASS_SENSORS it has, with that sensor's factor (``sensor_growth_model``); a harvest or
+  dilution event removes its fraction just before the first sample at or after its time;
+- CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
+- decisions, on each change of a flag: ``harvest_ready`` / ``harvest_clear`` (control.harvest: P(μ < θ)
+  with hysteresis), ``degas_on`` / ``degas_off`` (control.alarms on the highest DO reading),
+  ``temperature_alarm`` / ``temperature_ok`` (control.alarms on the tank or tube temperature).
+
+Frames of a unit at or before the last time it processed are stored but not processed again (resends,
+replays). The state (the chains' arrays and the per-unit totals) is checkpointed in the store every
+``checkpoint_every_s``; after a restart the pipeline loads it and replays from the store what each unit
+received after its checkpointed time, so the state is as if the service had never stopped.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from algaflow.catalog import load_strain
+from algaflow.catalog.frames import GOOD
+from algaflow.control.alarms import AlarmPolicy, oxygen_growth_loss, temperature_growth_loss, with_hysteresis
+from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
+from algaflow.fusion.carbon import co2_from_totals
+from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
+from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
+from algaflow.service.config import PipelineSettings
+from algaflow.store import Decision, ReadingBatch, Store, StoredEvent
+from algaflow.store.base import ESTIMATE_COLUMNS
+
+log = logging.getLogger("algaflow.pipeline")
+HOUR_US = 3_600_000_000
+DO_SENSORS = ("do_tank", "do_tube")
+TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
+WATCHED = (*BIOMASS_SENSORS, *DO_SENSORS, *TEMPERATURE_SENSORS)
+DILUTING_EVENTS = ("harvest", "dilution")
+STATE_NAME = "live_pipeline"
+DEFAULT_VOLUME_L = 80.0
+
+
+@dataclass(slots=True)
+class UnitTrack:
+    """One unit's running totals and flags beside its chain."""
+
+    index: int  # in the OnlineGrowthFilter; -1 until the unit has a biomass sensor
+    sensor: str | None
+    strain: str
+    volume_l: float
+    last_time_us: int = -(2**62)
+    pending_dilution: list[tuple[int, float]] = field(default_factory=list)  # (time_us, fraction)
+    initial: tuple[float, float] | None = None  # X(t₀), its sd
+    last_biomass: tuple[float, float] | None = None
+    harvested: float = 0.0  # Σ f X(t_h⁻), g/L
+    harvested_variance: float = 0.0
+    best_productivity: float = -np.inf  # highest μ X so far, and the X where it was (recommended fraction)
+    best_biomass: float = np.nan
+    harvest_ready: bool = False
+    degas: bool = False
+    temperature_alarm: bool = False
+
+
+class LivePipeline:
+    """Module doc. ``publish(unit_id, message)`` sends a decision to the unit (the MQTT bridge's commands)."""
+
+    def __init__(self, store: Store, settings: PipelineSettings | None = None,
+                 publish: Callable[[str, dict], None] | None = None) -> None:  # fmt: skip
+        self.store = store
+        self.settings = settings or PipelineSettings()
+        self.publish = publish
+        self.harvest_policy = HarvestPolicy()
+        self.alarm_policy = AlarmPolicy(self.settings.alarm_loss_on, self.settings.alarm_loss_off)
+        self.chains = OnlineGrowthFilter()
+        self.tracks: dict[str, UnitTrack] = {}
+        self._lock = threading.Lock()
+        self._last_checkpoint = time.monotonic()
+        self.frames_processed = 0
+        self._queue: queue.Queue[tuple[ReadingBatch, Sequence[StoredEvent]] | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+
+    # ---- running beside the ingest path -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Process submitted batches in a background thread, so that ingest acknowledges as soon as the store
+        has the frames (a crash loses nothing: the replay of :meth:`restore` picks up what was not processed)."""
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._work, name="algaflow-pipeline", daemon=True)
+            self._worker.start()
+
+    def submit(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> None:
+        """Queue stored readings and events for the worker (or process them now when it is not started)."""
+        if self._worker is None:
+            self.process(readings, events)
+        else:
+            self._queue.put((readings, events))
+
+    def wait(self) -> None:
+        """Block until everything submitted has been processed."""
+        self._queue.join()
+
+    @property
+    def backlog(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self) -> None:
+        """Finish the queue, stop the worker and checkpoint."""
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        self.checkpoint()
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self.process(*item)
+            except Exception:  # a bad batch must not stop the pipeline; it is stored and logged
+                log.exception("live pipeline failed on a batch")
+            finally:
+                self._queue.task_done()
+
+    # ---- units ------------------------------------------------------------------------------------------------
+    def _track(self, unit_id: str, sensors_seen: set[str]) -> UnitTrack:
+        track = self.tracks.get(unit_id)
+        if track is None:
+            metadata = self.store.units().get(unit_id, {})
+            track = UnitTrack(index=-1, sensor=None, strain=str(metadata.get("strain") or self.settings.strain),
+                              volume_l=float(metadata.get("volume_l") or DEFAULT_VOLUME_L))  # fmt: skip
+            declared = [s for s in BIOMASS_SENSORS if s in set(metadata.get("sensors") or ())]
+            if declared:
+                track.sensor = declared[0]
+            self.tracks[unit_id] = track
+        if track.index < 0:
+            if track.sensor is None:
+                seen = [s for s in BIOMASS_SENSORS if s in sensors_seen]
+                track.sensor = seen[0] if seen else None
+            if track.sensor is not None:
+                track.index = self.chains.add_unit(sensor_growth_model(track.sensor, load_strain(track.strain)))
+        return track
+
+    # ---- processing ---------------------------------------------------------------------------------------------
+    def process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> list[Decision]:
+        """Advance the units in ``readings`` (module doc); returns the decisions taken (stored and published)."""
+        with self._lock:
+            decisions, estimates = self._process(readings, events)
+            for unit_id, table in estimates.items():
+                self.store.write_estimates(unit_id, table)
+            self.store.write_decisions(decisions)
+            if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_every_s:
+                self._checkpoint()
+        if self.publish is not None:
+            for decision in decisions:
+                try:
+                    self.publish(decision.unit_id, {"kind": decision.kind, "time_us": decision.time_us,
+                                                    "reason": decision.reason, "params": decision.params})  # fmt: skip
+                except Exception:  # a broker outage must not stop the pipeline; the decision is stored
+                    log.exception("could not publish decision %s to %s", decision.kind, decision.unit_id)
+        return decisions
+
+    def _process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> tuple[list[Decision],
+                                                                                         dict[str, pd.DataFrame]]:
+        for event in events:
+            if event.kind in DILUTING_EVENTS:
+                track = self._track(event.unit_id, set())
+                if event.time_us > track.last_time_us:
+                    track.pending_dilution.append((int(event.time_us), float(event.params["fraction"])))
+        if len(readings) == 0:
+            return [], {}
+        table = pd.DataFrame({"unit_id": readings.unit_id, "sensor": readings.sensor, "time_us": readings.time_us,
+                              "value": np.where(readings.quality == GOOD, readings.value, np.nan),
+                              "raw": readings.value})  # fmt: skip
+        table = table[table.sensor.isin(WATCHED)]
+        raw = table.pivot_table(index=["unit_id", "time_us"], columns="sensor", values="raw", aggfunc="first",
+                                dropna=False).sort_index()  # fmt: skip
+        good = table.pivot_table(index=["unit_id", "time_us"], columns="sensor", values="value", aggfunc="first",
+                                 dropna=False).reindex(index=raw.index, columns=raw.columns)  # fmt: skip
+        column = {name: k for k, name in enumerate(raw.columns)}
+        raw_values, good_values = raw.to_numpy(dtype=float), good.to_numpy(dtype=float)
+        units = raw.index.get_level_values(0).to_numpy()
+        times = raw.index.get_level_values(1).to_numpy()
+        do_columns = [column[s] for s in DO_SENSORS if s in column]
+        temperature_columns = [column[s] for s in TEMPERATURE_SENSORS if s in column]
+        samples: list[tuple[int, int, float, float]] = []  # row, chain index, value, dilution
+        rows: list[int] = []
+        boundaries = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
+        for first, end in itertools.pairwise(boundaries):
+            unit_id = units[first]
+            present = ~np.isnan(raw_values[first:end]).all(axis=0)
+            track = self._track(unit_id, {name for name, k in column.items() if present[k]})
+            sensor_column = column.get(track.sensor, -1) if track.sensor is not None else -1
+            for k in range(first, end):
+                time_us = int(times[k])
+                if time_us <= track.last_time_us:
+                    continue
+                rows.append(k)
+                if track.index >= 0 and sensor_column >= 0 and not np.isnan(raw_values[k, sensor_column]):
+                    samples.append((k, track.index, float(raw_values[k, sensor_column]),
+                                    self._dilution_before(track, time_us)))  # fmt: skip
+                track.last_time_us = time_us
+        self.frames_processed += len(rows)
+        results: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+        if samples:
+            sample_rows = np.array([s[0] for s in samples])
+            mean, cov, _ = self.chains.update(np.array([s[1] for s in samples]), times[sample_rows] / HOUR_US,
+                                              np.array([s[2] for s in samples]),
+                                              np.array([s[3] for s in samples]))  # fmt: skip
+            for k, sample in enumerate(samples):
+                results[sample[0]] = (mean[k], cov[k], sample[3])
+        decisions: list[Decision] = []
+        estimates: dict[str, list[tuple]] = {}
+        for k in rows:
+            unit_id, time_us = units[k], int(times[k])
+            track = self.tracks[unit_id]
+            strain = load_strain(track.strain)
+            do = good_values[k, do_columns]
+            temperature = good_values[k, temperature_columns]
+            decisions += self._alarms(unit_id, time_us, track, do[~np.isnan(do)], temperature[~np.isnan(temperature)],
+                                      strain)  # fmt: skip
+            if k in results:
+                mean, cov, dilution = results[k]
+                estimate = self._estimate(track, mean, cov, dilution, strain)
+                if estimate is not None:
+                    estimates.setdefault(unit_id, []).append((time_us, *estimate))
+                    decisions += self._harvest(unit_id, time_us, track, estimate)
+        return decisions, {unit: pd.DataFrame(values, columns=list(ESTIMATE_COLUMNS))
+                           for unit, values in estimates.items()}  # fmt: skip
+
+    @staticmethod
+    def _dilution_before(track: UnitTrack, time_us: int) -> float:
+        """1 − Π(1 − f) of the pending dilutions at or before ``time_us`` (they are then applied)."""
+        survival = 1.0
+        keep = []
+        for at, fraction in track.pending_dilution:
+            if at <= time_us:
+                survival *= 1.0 - fraction
+            else:
+                keep.append((at, fraction))
+        track.pending_dilution = keep
+        return 1.0 - survival
+
+    def _estimate(self, track: UnitTrack, mean: np.ndarray, cov: np.ndarray, dilution: float,
+                  strain) -> tuple | None:  # fmt: skip
+        if np.isnan(mean[0]):  # the chain has not started
+            return None
+        columns = growth_rate_and_biomass(mean, cov)
+        biomass, biomass_sd = float(columns["biomass_g_per_l"]), float(columns["biomass_sd"])
+        if track.initial is None:
+            track.initial = (biomass, biomass_sd)
+        if dilution > 0.0 and track.last_biomass is not None:
+            before, before_sd = track.last_biomass
+            track.harvested += dilution * before
+            track.harvested_variance += (dilution * before_sd) ** 2
+        track.last_biomass = (biomass, biomass_sd)
+        co2, co2_sd = co2_from_totals(np.array(biomass), np.array(biomass_sd), np.array(track.initial[0]),
+                                      np.array(track.initial[1]), np.array(track.harvested),
+                                      np.array(track.harvested_variance), track.volume_l,
+                                      strain.carbon_fraction)  # fmt: skip
+        rate, rate_sd = float(columns["growth_rate_per_h"]), float(columns["growth_rate_sd"])
+        probability = growth_stopped_probability(np.array([rate]), np.array([rate_sd]),
+                                                 self.harvest_policy.growth_threshold_per_h)  # fmt: skip
+        ready = bool(harvest_ready(probability[None, :], np.array([[biomass]]), self.harvest_policy,
+                                   np.array([track.harvest_ready]))[0, 0])  # fmt: skip
+        return biomass, biomass_sd, rate, rate_sd, float(co2), float(co2_sd), ready
+
+    def _harvest(self, unit_id: str, time_us: int, track: UnitTrack, estimate: tuple) -> list[Decision]:
+        biomass, _, rate, rate_sd, _, _, ready = estimate
+        if rate * biomass > track.best_productivity:
+            track.best_productivity, track.best_biomass = rate * biomass, biomass
+        if ready == track.harvest_ready:
+            return []
+        track.harvest_ready = ready
+        if not ready:
+            return [Decision(unit_id, time_us, "harvest_clear", f"growth rate {rate:.4f} ± {rate_sd:.4f} 1/h is "
+                             "back above the harvest threshold", {"growth_rate_per_h": rate})]  # fmt: skip
+        fraction = float(recommended_fraction(np.array([track.best_biomass, biomass]),
+                                              np.array([track.best_productivity / track.best_biomass, rate]))[-1])
+        fraction = fraction if fraction > 0.0 else self.harvest_policy.fraction
+        return [Decision(unit_id, time_us, "harvest_ready",
+                         f"growth has stopped: μ = {rate:.4f} ± {rate_sd:.4f} 1/h at {biomass:.2f} g/L",
+                         {"fraction": round(fraction, 3), "biomass_g_per_l": biomass, "growth_rate_per_h": rate})]
+
+    def _alarms(self, unit_id: str, time_us: int, track: UnitTrack, do_values: np.ndarray,
+                temperatures: np.ndarray, strain) -> list[Decision]:  # fmt: skip
+        decisions = []
+        if do_values.size:
+            do = float(do_values.max())
+            loss = float(oxygen_growth_loss(np.array([do]), strain)[0])
+            degas = bool(with_hysteresis(np.array([loss]), np.array([track.degas]), self.alarm_policy)[0])
+            if degas != track.degas:
+                track.degas = degas
+                kind = "degas_on" if degas else "degas_off"
+                decisions.append(Decision(unit_id, time_us, kind, f"dissolved O2 {do:.1f} mg/L costs {loss:.0%} of "
+                                          "growth", {"do_mg_per_l": do, "growth_loss": loss}))  # fmt: skip
+        if temperatures.size:
+            losses = temperature_growth_loss(temperatures, strain)
+            worst = int(np.argmax(losses))
+            loss, temperature = float(losses[worst]), float(temperatures[worst])
+            alarm = bool(with_hysteresis(np.array([loss]), np.array([track.temperature_alarm]), self.alarm_policy)[0])
+            if alarm != track.temperature_alarm:
+                track.temperature_alarm = alarm
+                kind = "temperature_alarm" if alarm else "temperature_ok"
+                decisions.append(Decision(unit_id, time_us, kind, f"temperature {temperature:.1f} °C costs "
+                                          f"{loss:.0%} of growth (optimum {strain.t_opt_c:.0f} °C)",
+                                          {"temperature_c": temperature, "growth_loss": loss}))  # fmt: skip
+        return decisions
+
+    # ---- state ------------------------------------------------------------------------------------------------
+    def _checkpoint(self) -> None:
+        buffer = io.BytesIO()
+        tracks = {unit: asdict(track) for unit, track in self.tracks.items()}
+        for track in tracks.values():
+            track["best_productivity"] = float(track["best_productivity"]) if np.isfinite(
+                track["best_productivity"]) else None  # fmt: skip
+            track["best_biomass"] = None if np.isnan(track["best_biomass"]) else track["best_biomass"]
+        np.savez(buffer, tracks=np.frombuffer(json.dumps(tracks).encode(), dtype=np.uint8), **self.chains.state())
+        self.store.save_state(STATE_NAME, buffer.getvalue())
+        self._last_checkpoint = time.monotonic()
+
+    def checkpoint(self) -> None:
+        """Save the state now (also done every ``checkpoint_every_s`` while processing)."""
+        with self._lock:
+            self._checkpoint()
+
+    def restore(self) -> int:
+        """Load the last checkpoint and replay what the store received after it; returns the readings replayed."""
+        blob = self.store.load_state(STATE_NAME)
+        with self._lock:
+            if blob is not None:
+                with np.load(io.BytesIO(blob)) as saved:
+                    self.chains = OnlineGrowthFilter.from_state({name: saved[name] for name in
+                                                                 OnlineGrowthFilter.STATE_ARRAYS})  # fmt: skip
+                    tracks = json.loads(saved["tracks"].tobytes().decode())
+                for unit, values in tracks.items():
+                    values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
+                    values["initial"] = None if values["initial"] is None else tuple(values["initial"])
+                    values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
+                    values["best_productivity"] = (-np.inf if values["best_productivity"] is None
+                                                   else values["best_productivity"])  # fmt: skip
+                    values["best_biomass"] = np.nan if values["best_biomass"] is None else values["best_biomass"]
+                    self.tracks[unit] = UnitTrack(**values)
+        replayed = 0
+        for unit_id in self.store.units():
+            track = self.tracks.get(unit_id)
+            start = None if track is None else track.last_time_us + 1
+            stored = self.store.readings(unit_id, list(WATCHED), start_us=start)
+            events = self.store.events(unit_id, start_us=start)
+            if stored.empty and events.empty:
+                continue
+            stored = stored.sort_values(["time_us", "sensor"], kind="stable")
+            batch = ReadingBatch(np.full(len(stored), unit_id, dtype=object), stored.sensor.to_numpy(),
+                                 stored.time_us.to_numpy(), stored.value.to_numpy(), stored.quality.to_numpy())
+            self.process(batch, [StoredEvent(unit_id, int(e.time_us), e.kind, dict(e.params))
+                                 for e in events.itertuples(index=False)])  # fmt: skip
+            replayed += len(batch)
+        return replayed

@@ -1,0 +1,66 @@
+"""``algaflow serve``: the store, the live pipeline, the HTTP API, and MQTT (the embedded broker or an external
+one), wired from the settings and started in order; stopped in reverse, the pipeline checkpointed last."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from algaflow.service.app import create_app
+from algaflow.service.config import Settings
+from algaflow.service.ingest import Ingestor
+from algaflow.service.mqtt_bridge import EmbeddedBroker, MqttBridge
+from algaflow.service.pipeline import LivePipeline
+from algaflow.store import Store, open_store
+
+log = logging.getLogger("algaflow.service")
+
+
+class Service:
+    """Everything ``algaflow serve`` runs (module doc)."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.store.url)
+        self.pipeline = LivePipeline(self.store, settings.pipeline) if settings.pipeline.enabled else None
+        self.ingestor = Ingestor(self.store, self.pipeline)
+        self.app: FastAPI = create_app(settings, self.ingestor)
+        embedded = settings.mqtt.mode == "embedded"
+        self.broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if embedded else None
+        self.bridge = (None if settings.mqtt.mode == "off" else
+                       MqttBridge(settings.mqtt, settings.limits, self.ingestor, embedded=self.broker is not None))
+        if self.pipeline is not None and self.bridge is not None:
+            self.pipeline.publish = self.bridge.publish
+
+    def start(self) -> None:
+        if self.pipeline is not None:
+            replayed = self.pipeline.restore()
+            log.info("live pipeline restored (%d readings replayed)", replayed)
+            self.pipeline.start()
+        if self.broker is not None:
+            self.broker.start()
+            log.info("embedded MQTT broker on %s:%s", self.settings.mqtt.host, self.settings.mqtt.port)
+        if self.bridge is not None:
+            self.bridge.start()
+
+    def stop(self) -> None:
+        if self.bridge is not None:
+            self.bridge.stop()
+        if self.broker is not None:
+            self.broker.stop()
+        if self.pipeline is not None:
+            self.pipeline.stop()
+        self.store.close()
+
+    def run(self) -> None:
+        """Start, serve HTTP until interrupted, stop."""
+        import uvicorn
+
+        http = self.settings.http
+        self.start()
+        try:
+            uvicorn.run(self.app, host=http.host, port=http.port, log_level="warning", access_log=False,
+                        ssl_certfile=http.tls_certfile, ssl_keyfile=http.tls_keyfile)  # fmt: skip
+        finally:
+            self.stop()

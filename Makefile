@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[sun,plot,postgres,test]"
+	$(BIN)/python -m pip install --quiet -e ".[sun,plot,postgres,service,test]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -72,6 +72,7 @@ def agent(
     from algaflow.catalog.frames import UNIT_ID_PATTERN
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if not re.match(UNIT_ID_PATTERN, unit):
         _fail(f"unit id {unit!r} must match {UNIT_ID_PATTERN}")
     start = datetime.now(UTC) - timedelta(days=backfill_days)

@@ -7,7 +7,6 @@ than ``limits.max_request_bytes`` are refused with 413 before they are read whol
 a ``detail`` that says what was wrong.
 """
 
-from __future__ import annotations
 
 import io
 import json

@@ -186,6 +186,8 @@ class LivePipeline:
                               "value": np.where(readings.quality == GOOD, readings.value, np.nan),
                               "raw": readings.value})  # fmt: skip
         table = table[table.sensor.isin(WATCHED)]
+        if table.empty:
+            return [], {}
         raw = table.pivot_table(index=["unit_id", "time_us"], columns="sensor", values="raw", aggfunc="first",
                                 dropna=False).sort_index()  # fmt: skip
         good = table.pivot_table(index=["unit_id", "time_us"], columns="sensor", values="value", aggfunc="first",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from os import PathLike
 from urllib.parse import urlsplit
 
 from algaflow.store.base import (
@@ -38,8 +39,9 @@ def _postgresql(url: str) -> Store:
 BACKENDS: dict[str, Callable[[str], Store]] = {"sqlite": _sqlite, "postgresql": _postgresql}
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str | PathLike) -> Store:
     """The backend named by ``url``'s scheme (module doc); an unknown scheme is an error listing the backends."""
+    url = str(url)
     scheme = urlsplit(url).scheme
     if scheme == "":  # a bare path
         scheme = "sqlite"

@@ -1,0 +1,92 @@
+"""The live pipeline against the batch estimator it streams, and across a restart."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from algaflow.catalog import load_strain
+from algaflow.catalog.frames import Frame
+from algaflow.control.alarms import degas_threshold_mg_per_l
+from algaflow.fusion.estimator import sensor_growth_model
+from algaflow.fusion.growth import filter_growth
+from algaflow.service.config import PipelineSettings
+from algaflow.service.pipeline import LivePipeline
+from algaflow.store import open_store
+from algaflow.store.base import IngestBatch
+
+STRAIN = load_strain("chlorella_vulgaris")
+T0 = datetime.now(UTC) - timedelta(days=6)
+
+
+def culture_frames(unit: str, steps: int = 1200, seed: int = 0) -> list[Frame]:
+    """Logistic growth read by od750 every 6 min, a 70 % harvest at step 700, DO rising past the degas
+    threshold from step 900."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(steps) * 0.1
+    biomass = 3.0 / (1.0 + 29.0 * np.exp(-0.06 * hours))
+    biomass[700:] *= 0.3
+    od = biomass * STRAIN.od750_per_g_per_l + rng.normal(0, 0.005, steps)
+    threshold = degas_threshold_mg_per_l(STRAIN, 0.2)
+    do = np.where(np.arange(steps) >= 900, threshold * 1.2, threshold * 0.5)
+    return [Frame(unit_id=unit, time=T0 + timedelta(hours=float(h)), seq=k,
+                  readings={"od750": float(od[k]), "do_tank": float(do[k]), "temp_tank": STRAIN.t_opt_c},
+                  events=[{"kind": "harvest", "params": {"fraction": 0.7}}] if k == 700 else [])
+            for k, h in enumerate(hours)]  # fmt: skip
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(tmp_path / "store.db") as opened:
+        opened.register_unit("r1", {"strain": "chlorella_vulgaris", "volume_l": 80.0, "sensors": ["od750"]})
+        opened.register_unit("r2", {"strain": "chlorella_vulgaris", "volume_l": 80.0})
+        yield opened
+
+
+def feed(pipeline: LivePipeline, frames: list[Frame], chunk: int = 37) -> list:
+    decisions = []
+    for first in range(0, len(frames), chunk):
+        batch = IngestBatch.from_frames(frames[first:first + chunk])
+        decisions += pipeline.process(batch.readings, batch.events)
+    return decisions
+
+
+def test_streamed_estimates_equal_the_batch_filter_and_decisions_follow_the_thresholds(store):
+    frames = culture_frames("r1")
+    decisions = feed(LivePipeline(store), frames)
+    estimates = store.estimates("r1")
+    assert len(estimates) == len(frames)
+    hours = np.array([(f.time - T0).total_seconds() / 3600 for f in frames])
+    od = np.array([f.readings["od750"] for f in frames])
+    dilution = np.zeros(len(frames))
+    dilution[700] = 0.7
+    batch = filter_growth(hours, od, dilution, sensor_growth_model("od750", STRAIN), keep_priors=False)
+    np.testing.assert_allclose(estimates.growth_rate_per_h, batch.growth_rate_per_h[0], rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(estimates.biomass_g_per_l, batch.biomass_g_per_l[0], rtol=1e-7)
+    kinds = [(d.kind, round((d.time_us / 1e6 - T0.timestamp()) / 360)) for d in decisions]
+    assert ("degas_on", 900) in kinds
+    assert not any(kind.startswith("temperature") for kind, _ in kinds)
+    # CO2 keeps what the harvest took away: it does not fall by 70 % at the harvest
+    co2 = estimates.co2_captured_g.to_numpy()
+    assert co2[710] > 0.9 * co2[690] > 0
+    assert store.decisions("r1").kind.tolist() == [d.kind for d in decisions]
+
+
+def test_a_restart_resumes_from_checkpoint_and_replay_as_if_it_never_stopped(store, tmp_path):
+    frames = culture_frames("r2", steps=600, seed=3)
+    settings = PipelineSettings(checkpoint_every_s=1e9)  # checkpoint only when told
+    first = LivePipeline(store, settings)
+    feed(first, frames[:250])
+    first.checkpoint()
+    for frame in frames[250:400]:  # stored but processed by a pipeline that then dies without a checkpoint
+        store.ingest([frame])
+    feed(first, frames[250:400])
+    expected = store.estimates("r2").copy()
+    resumed = LivePipeline(store, settings)
+    replayed = resumed.restore()
+    assert replayed == 150 * 3  # od750, do_tank, temp_tank of each frame after the checkpoint
+    got = store.estimates("r2")
+    np.testing.assert_allclose(got.biomass_g_per_l, expected.biomass_g_per_l, rtol=1e-12)
+    np.testing.assert_allclose(got.growth_rate_per_h, expected.growth_rate_per_h, rtol=1e-12)
+    feed(resumed, frames[:400])  # resent frames are not processed twice
+    assert len(store.estimates("r2")) == 400

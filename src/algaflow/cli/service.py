@@ -187,6 +187,8 @@ def mqtt_config(out: Path = typer.Option(Path("mosquitto"), "--out", help="folde
                                                                                                 "--tls-key"),
                 tls_ca: str | None = typer.Option(None, "--tls-ca"),
                 persistence_dir: str | None = typer.Option(None, "--persistence-dir"),
+                run_as: str | None = typer.Option(None, "--run-as", help="user Mosquitto runs as when started "
+                                                  "as root (default: mosquitto)"),
                 config: Path | None = ConfigOption) -> None:  # fmt: skip
     """Write a Mosquitto configuration with per-device credentials and ACLs from the store's device tokens."""
     from algaflow.service.mosquitto import SERVICE_USER, write_mosquitto_config
@@ -196,7 +198,7 @@ def mqtt_config(out: Path = typer.Option(Path("mosquitto"), "--out", help="folde
     settings = _settings(config)
     with _store(config) as store:
         files = write_mosquitto_config(store, out, port, host, service_password, tls_cert, tls_key, tls_ca,
-                                       settings.mqtt.shared_group, persistence_dir)  # fmt: skip
+                                       settings.mqtt.shared_group, persistence_dir, run_as)  # fmt: skip
     console.print(f"wrote {files.conf}, {files.passwd} ({files.devices} devices), {files.acl}")
     console.print(f"run: mosquitto -c {files.conf}; the service connects as {SERVICE_USER!r} with password:")
     typer.echo(files.service_password)

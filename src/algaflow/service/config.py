@@ -50,6 +50,7 @@ class MqttSettings(_Section):
     username: str | None = None
     password: str | None = None
     shared_group: str = "algaflow"
+    client_id: str | None = None  # default algaflow-<shared_group>-<host name>: stable across restarts, one per process
     tls_ca_file: str | None = None
     tls_certfile: str | None = None
     tls_keyfile: str | None = None

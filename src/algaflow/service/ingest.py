@@ -38,6 +38,7 @@ class Counters:
     readings: int = 0
     rejected_http: int = 0
     rejected_mqtt: int = 0
+    mqtt_messages: int = 0  # taken from the broker and answered (stored or rejected)
     by_reason: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 

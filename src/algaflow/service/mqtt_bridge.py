@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -63,8 +64,11 @@ class MqttBridge:
     """Module doc. ``embedded`` selects the plain subscription and MQTT 3.1.1."""
 
     def __init__(self, settings: MqttSettings, limits: LimitSettings, ingestor: Ingestor,
-                 embedded: bool = False, client_id: str = "algaflow-service") -> None:  # fmt: skip
+                 embedded: bool = False) -> None:  # fmt: skip
         self.settings, self.limits, self.ingestor, self.embedded = settings, limits, ingestor, embedded
+        # The broker keeps this client's session (its subscription and the messages queued for it) across
+        # restarts, so the id must be stable, and distinct for each service process of the group.
+        client_id = settings.client_id or f"algaflow-{settings.shared_group}-{socket.gethostname()}"
         self.topic = TELEMETRY if embedded else f"$share/{settings.shared_group}/{TELEMETRY}"
         self.protocol = mqtt.MQTTv311 if embedded else mqtt.MQTTv5
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.protocol,
@@ -156,6 +160,9 @@ class MqttBridge:
             self._reject(unit_id, "invalid", problems)
             return None
         frames = parsed if isinstance(parsed, list) else [parsed]
+        if not frames:
+            self._reject(unit_id, "invalid", "an empty list of frames")
+            return None
         strangers = sorted({f.unit_id for f in frames if f.unit_id != unit_id})
         if strangers:
             self._reject(unit_id, "wrong_unit", f"frames of unit(s) {', '.join(strangers)} on topic {message.topic}")
@@ -194,6 +201,8 @@ class MqttBridge:
                     delay = min(delay * 2, 5.0)
         for message in messages:
             self.client.ack(message.mid, message.qos)
+        with self.ingestor.counters.lock:
+            self.ingestor.counters.mqtt_messages += len(messages)
         for unit, ranges in acknowledged.items():
             self.publish(unit, {"kind": "ack", "seqs": ranges})
 

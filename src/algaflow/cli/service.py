@@ -52,6 +52,8 @@ def agent(
     host: str = typer.Option("127.0.0.1", "--host", help="mqtt: broker host"),
     port: int = typer.Option(1883, "--port", help="mqtt: broker port"),
     token: str | None = typer.Option(None, "--token", envvar="ALGAFLOW_DEVICE_TOKEN", help="device token"),
+    tls_ca: Path | None = typer.Option(None, "--tls-ca", help="CA certificate: MQTT over TLS, or the HTTPS "
+                                       "server's CA"),
     outbox: Path = typer.Option(Path("algaflow-outbox.db"), "--outbox", help="on-device outbox (SQLite)"),
     speed: float = typer.Option(1.0, "--speed", min=1e-6, help="play the driver this many times faster"),
     days: float = typer.Option(2.0, "--days", help="simulated: days of culture"),
@@ -90,9 +92,11 @@ def agent(
     if transport == "http":
         if not token:
             _fail("--transport http needs --token (or ALGAFLOW_DEVICE_TOKEN)")
-        channel = HttpTransport(url, token)
+        channel = HttpTransport(url, token, verify=str(tls_ca) if tls_ca else True)
     elif transport == "mqtt":
-        channel = MqttTransport(unit, host, port, token)
+        from algaflow.service.mqtt_bridge import tls_context
+
+        channel = MqttTransport(unit, host, port, token, tls=tls_context(str(tls_ca), None, None) if tls_ca else None)
     else:
         _fail(f"unknown transport {transport!r}; transports: mqtt, http")
     runner = Agent(source, Outbox(outbox, unit), channel)

@@ -74,6 +74,29 @@ class UnitTrack:
     temperature_alarm: bool = False
 
 
+def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The watched sensors' readings as rows of (unit, time) sorted by unit then time, a column per
+    ``WATCHED`` sensor (NaN where absent): all values, and the good ones only; then the rows' units and times."""
+    sensor_index = pd.Index(WATCHED).get_indexer(readings.sensor)
+    keep = sensor_index >= 0
+    if not keep.any():
+        empty = np.empty((0, len(WATCHED)))
+        return empty, empty, np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    unit_codes, unit_names = pd.factorize(readings.unit_id[keep])
+    times, values = readings.time_us[keep], readings.value[keep]
+    good, sensor_index = readings.quality[keep] == GOOD, sensor_index[keep]
+    order = np.lexsort((times, unit_codes))
+    unit_codes, times = unit_codes[order], times[order]
+    starts = np.r_[True, (unit_codes[1:] != unit_codes[:-1]) | (times[1:] != times[:-1])]
+    row = np.cumsum(starts) - 1
+    raw = np.full((int(starts.sum()), len(WATCHED)), np.nan)
+    raw[row, sensor_index[order]] = values[order]
+    good_values = np.full_like(raw, np.nan)
+    ok = good[order]
+    good_values[row[ok], sensor_index[order][ok]] = values[order][ok]
+    return raw, good_values, np.asarray(unit_names)[unit_codes[starts]], times[starts]
+
+
 class LivePipeline:
     """Module doc. ``publish(unit_id, message)`` sends a decision to the unit (the MQTT bridge's commands)."""
 
@@ -182,20 +205,10 @@ class LivePipeline:
                     track.pending_dilution.append((int(event.time_us), float(event.params["fraction"])))
         if len(readings) == 0:
             return [], {}
-        table = pd.DataFrame({"unit_id": readings.unit_id, "sensor": readings.sensor, "time_us": readings.time_us,
-                              "value": np.where(readings.quality == GOOD, readings.value, np.nan),
-                              "raw": readings.value})  # fmt: skip
-        table = table[table.sensor.isin(WATCHED)]
-        if table.empty:
+        raw_values, good_values, units, times = watched_table(readings)
+        if units.size == 0:
             return [], {}
-        raw = table.pivot_table(index=["unit_id", "time_us"], columns="sensor", values="raw", aggfunc="first",
-                                dropna=False).sort_index()  # fmt: skip
-        good = table.pivot_table(index=["unit_id", "time_us"], columns="sensor", values="value", aggfunc="first",
-                                 dropna=False).reindex(index=raw.index, columns=raw.columns)  # fmt: skip
-        column = {name: k for k, name in enumerate(raw.columns)}
-        raw_values, good_values = raw.to_numpy(dtype=float), good.to_numpy(dtype=float)
-        units = raw.index.get_level_values(0).to_numpy()
-        times = raw.index.get_level_values(1).to_numpy()
+        column = {name: k for k, name in enumerate(WATCHED)}
         do_columns = [column[s] for s in DO_SENSORS if s in column]
         temperature_columns = [column[s] for s in TEMPERATURE_SENSORS if s in column]
         samples: list[tuple[int, int, float, float]] = []  # row, chain index, value, dilution

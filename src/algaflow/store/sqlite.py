@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from algaflow.catalog.frames import Frame
@@ -261,9 +262,13 @@ class SQLiteStore(Store):
         names = sensors if sensors is not None else [row[0] for row in connection.execute(
             "SELECT DISTINCT sensor FROM readings WHERE unit_id = ?", (unit_id,))]  # fmt: skip
         columns = list(READING_COLUMNS if every_s is None else DOWNSAMPLED_COLUMNS)
-        frames = [pd.DataFrame(self._sensor_rows(connection, unit_id, sensor, start, end, every_s), columns=columns)
-                  for sensor in sorted(names)]  # fmt: skip
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({c: [] for c in columns})
+        rows = [row for sensor in sorted(names)
+                for row in self._sensor_rows(connection, unit_id, sensor, start, end, every_s)]  # fmt: skip
+        if not rows:
+            return pd.DataFrame({c: [] for c in columns})
+        values = list(zip(*rows, strict=True))  # one column at a time: far cheaper than row records
+        return pd.DataFrame({name: np.array(column, dtype=object if name == "sensor" else None)
+                             for name, column in zip(columns, values, strict=True)})  # fmt: skip
 
     @staticmethod
     def _sensor_rows(connection: sqlite3.Connection, unit_id: str, sensor: str, start: int, end: int,
@@ -274,6 +279,10 @@ class SQLiteStore(Store):
                                       (unit_id, sensor, start, end)).fetchall()  # fmt: skip
         bucket = every_s * 1_000_000
         start, from_rollups = downsample_source(start, every_s)
+        if from_rollups and every_s == 60:  # the rollups are the answer
+            return connection.execute("SELECT minute_us, sensor, total / count, low, high, count FROM rollup_1min "
+                                      "WHERE unit_id = ? AND sensor = ? AND minute_us >= ? AND minute_us < ? "
+                                      "ORDER BY minute_us", (unit_id, sensor, start, end)).fetchall()  # fmt: skip
         if from_rollups:  # each minute lies in one bucket
             source = ("SELECT minute_us AS t, count AS n, total, low, high FROM rollup_1min WHERE unit_id = ? "
                       "AND sensor = ? AND minute_us >= ? AND minute_us < ?")  # fmt: skip

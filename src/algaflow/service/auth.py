@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -97,7 +96,3 @@ def authenticate(store: Store, token: str | None) -> Principal | None:
     return Principal(kind=record["kind"], unit_id=record.get("unit_id"), role=record.get("role"),
                      label=record.get("label", ""))  # fmt: skip
 
-
-def same_secret(a: str, b: str) -> bool:
-    """Constant-time comparison of two secrets."""
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -33,7 +33,6 @@ class _Section(BaseModel):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///algaflow-data/algaflow.db"
-    lake: str = "algaflow-data/lake"  # Parquet lake written by `algaflow compact`
 
 
 class HttpSettings(_Section):

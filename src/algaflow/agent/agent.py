@@ -18,9 +18,12 @@ log = logging.getLogger("algaflow.agent")
 
 class Agent:
     def __init__(self, driver: Driver, outbox: Outbox, transport: Transport, batch_frames: int = 500,
-                 resend_after_s: float = 30.0, poll_interval_s: float = 0.05) -> None:  # fmt: skip
+                 resend_after_s: float = 30.0, poll_interval_s: float = 0.05,
+                 window: int | None = None) -> None:  # fmt: skip
         self.driver, self.outbox, self.transport = driver, outbox, transport
         self.batch_frames, self.resend_after_s, self.poll_interval_s = batch_frames, resend_after_s, poll_interval_s
+        # frames in flight: MQTT sends without waiting, so bound what a broker must queue while the service is away
+        self.window = window if window is not None else (40 if isinstance(transport, MqttTransport) else None)
         self.transport.on_ack = self._acknowledged
         self.transport.on_command = self.driver.apply
         self.acknowledged = 0
@@ -38,7 +41,7 @@ class Agent:
         if isinstance(self.transport, MqttTransport) and self.transport.reconnected.is_set():
             self.transport.reconnected.clear()
             self.outbox.resend_all()
-        due = self.outbox.due(self.batch_frames, self.resend_after_s)
+        due = self.outbox.due(self.batch_frames, self.resend_after_s, self.window)
         if not due:
             return 0
         try:

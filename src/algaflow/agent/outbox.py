@@ -60,11 +60,16 @@ class Outbox:
                 raise
         return seqs
 
-    def due(self, limit: int, resend_after_s: float) -> list[tuple[int, str]]:
-        """Up to ``limit`` frames, oldest first, never sent or sent more than ``resend_after_s`` ago."""
+    def due(self, limit: int, resend_after_s: float, window: int | None = None) -> list[tuple[int, str]]:
+        """Up to ``limit`` frames, oldest first, never sent or sent more than ``resend_after_s`` ago, among the
+        ``window`` oldest frames not yet acknowledged (flow control: while the server is away nothing newer
+        than the window leaves the device, so a broker's bounded queue never drops a frame and frames arrive
+        in order)."""
+        window = window or 2**62
         with self._lock:
-            return self._connection.execute("SELECT seq, payload FROM outbox WHERE sent_at <= ? ORDER BY seq LIMIT ?",
-                                            (time.time() - resend_after_s, limit)).fetchall()  # fmt: skip
+            return self._connection.execute(
+                "SELECT seq, payload FROM (SELECT seq, payload, sent_at FROM outbox ORDER BY seq LIMIT ?) "
+                "WHERE sent_at <= ? ORDER BY seq LIMIT ?", (window, time.time() - resend_after_s, limit)).fetchall()
 
     def mark_sent(self, seqs: Sequence[int]) -> None:
         now = time.time()

@@ -43,7 +43,8 @@ TELEMETRY = "algaflow/+/telemetry"
 FRAMES = TypeAdapter(Frame | list[Frame])
 BATCH_WAIT_S = 0.005
 MAX_BATCH_MESSAGES = 2000
-RECEIVE_MAXIMUM = 2000  # QoS 1 messages the broker may have in flight to the bridge (MQTT 5)
+RECEIVE_MAXIMUM = 2000
+GAP_TIMEOUT_S = 300.0  # QoS 1 messages the broker may have in flight to the bridge (MQTT 5)
 
 
 def commands_topic(unit_id: str) -> str:
@@ -86,6 +87,8 @@ class MqttBridge:
         self._worker = threading.Thread(target=self._work, name="algaflow-mqtt-bridge", daemon=True)
         self.connected = threading.Event()
         self.known_units: set[str] = set()
+        self.next_seq: dict[str, int] = {}  # per unit, the seq that continues its stored frames
+        self.gap_since: dict[str, float] = {}
 
     # ---- connection ------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,12 +177,36 @@ class MqttBridge:
                 return None
         return frames
 
+    def _in_order(self, frames: list[Frame]) -> list[Frame]:
+        """The frames that continue their unit's stored frames, or repeat them (module doc: order)."""
+        kept = []
+        for frame in frames:
+            unit = frame.unit_id
+            if unit not in self.next_seq:
+                stored = self.ingestor.store.frame_log(unit)
+                self.next_seq[unit] = int(stored.seq.max()) + 1 if len(stored) else frame.seq
+            expected = self.next_seq[unit]
+            if frame.seq > expected:
+                since = self.gap_since.setdefault(unit, time.monotonic())
+                if time.monotonic() - since < GAP_TIMEOUT_S:
+                    with self.ingestor.counters.lock:
+                        self.ingestor.counters.by_reason["waiting_for_earlier_seq"] = (
+                            self.ingestor.counters.by_reason.get("waiting_for_earlier_seq", 0) + 1)
+                    continue
+                log.warning("unit %s: seqs %d..%d never arrived; accepting the gap", unit, expected, frame.seq - 1)
+            if frame.seq >= expected:
+                self.next_seq[unit] = frame.seq + 1
+                self.gap_since.pop(unit, None)
+            kept.append(frame)
+        return kept
+
     def _handle(self, messages: list[mqtt.MQTTMessage]) -> None:
         frames: list[Frame] = []
         for message in messages:
             parsed = self._parse(message)
             if parsed:
                 frames.extend(parsed)
+        frames = self._in_order(frames)
         acknowledged: dict[str, list[list[int]]] = {}
         if frames:
             delay = 0.1

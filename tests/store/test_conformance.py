@@ -187,15 +187,15 @@ def test_estimates_decisions_state_and_tokens_round_trip(store):
                           "growth_rate_per_h": [0.03, 0.02], "growth_rate_sd": [0.001, 0.002],
                           "co2_captured_g": [1.0, 2.0], "co2_captured_sd": [0.1, 0.2],
                           "harvest_ready": [False, True]})  # fmt: skip
-    assert store.write_estimates("r1", table) == 2
+    assert store.write_estimates(table.assign(unit_id="r1")) == 2
     table.loc[1, "biomass_g_per_l"] = 0.65  # a later estimate at a stored time replaces it
-    store.write_estimates("r1", table.iloc[1:])
+    store.write_estimates(pd.concat([table.iloc[1:].assign(unit_id="r1"), table.iloc[:1].assign(unit_id="r2")]))
     got = store.estimates("r1")
     assert list(got.columns) == list(ESTIMATE_COLUMNS)
     pd.testing.assert_frame_equal(got, table, check_dtype=False)
-    assert len(store.estimates("r1", start_us=2)) == 1 and len(store.estimates("r2")) == 0
+    assert len(store.estimates("r1", start_us=2)) == 1 and len(store.estimates("r2")) == 1
     with pytest.raises(UnknownUnitError):
-        store.write_estimates("ghost", table)
+        store.write_estimates(table.assign(unit_id="ghost"))
 
     decision = Decision("r1", 5, "degas", "dissolved O2 12.5 mg/L above 12 mg/L", {"do_mg_per_l": 12.5})
     assert store.write_decisions([decision, decision]) == 1

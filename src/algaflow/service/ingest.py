@@ -40,10 +40,14 @@ class Counters:
     rejected_mqtt: int = 0
     mqtt_messages: int = 0  # taken from the broker and answered (stored or rejected)
     by_reason: dict[str, int] = field(default_factory=dict)
+    mqtt_by_unit: dict[str, int] = field(default_factory=dict)  # messages answered, by their topic's unit
+    rejected_by_unit: dict[str, int] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def reject(self, channel: str, reason: str) -> None:
+    def reject(self, channel: str, reason: str, unit_id: str | None = None) -> None:
         with self.lock:
+            if unit_id is not None:
+                self.rejected_by_unit[unit_id] = self.rejected_by_unit.get(unit_id, 0) + 1
             if channel == "mqtt":
                 self.rejected_mqtt += 1
             else:

@@ -144,7 +144,7 @@ class MqttBridge:
             self._handle(batch)
 
     def _reject(self, unit_id: str | None, reason: str, detail: str) -> None:
-        self.ingestor.counters.reject("mqtt", reason)
+        self.ingestor.counters.reject("mqtt", reason, unit_id)
         log.warning("MQTT frame rejected (%s) for %s: %s", reason, unit_id or "?", detail)
         if unit_id is not None:
             self.publish(unit_id, {"kind": "rejected", "reason": reason, "detail": detail[:500]})
@@ -228,8 +228,13 @@ class MqttBridge:
                     delay = min(delay * 2, 5.0)
         for message in messages:
             self.client.ack(message.mid, message.qos)
-        with self.ingestor.counters.lock:
-            self.ingestor.counters.mqtt_messages += len(messages)
+        counters = self.ingestor.counters
+        with counters.lock:
+            counters.mqtt_messages += len(messages)
+            for message in messages:
+                parts = message.topic.split("/")
+                unit = parts[1] if len(parts) == 3 else ""
+                counters.mqtt_by_unit[unit] = counters.mqtt_by_unit.get(unit, 0) + 1
         for unit, ranges in acknowledged.items():
             self.publish(unit, {"kind": "ack", "seqs": ranges})
 

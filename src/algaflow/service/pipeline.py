@@ -19,6 +19,7 @@ received after its checkpointed time, so the state is as if the service had neve
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import json
@@ -44,6 +45,7 @@ from algaflow.store import Decision, ReadingBatch, Store, StoredEvent
 from algaflow.store.base import ESTIMATE_COLUMNS
 
 log = logging.getLogger("algaflow.pipeline")
+strain_of = functools.cache(load_strain)
 HOUR_US = 3_600_000_000
 DO_SENSORS = ("do_tank", "do_tube")
 TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
@@ -182,8 +184,8 @@ class LivePipeline:
         """Advance the units in ``readings`` (module doc); returns the decisions taken (stored and published)."""
         with self._lock:
             decisions, estimates = self._process(readings, events)
-            for unit_id, table in estimates.items():
-                self.store.write_estimates(unit_id, table)
+            if estimates:
+                self.store.write_estimates(pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS]))
             self.store.write_decisions(decisions)
             if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_every_s:
                 self._checkpoint()
@@ -196,18 +198,18 @@ class LivePipeline:
                     log.exception("could not publish decision %s to %s", decision.kind, decision.unit_id)
         return decisions
 
-    def _process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> tuple[list[Decision],
-                                                                                         dict[str, pd.DataFrame]]:
+    def _process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> tuple[list[Decision], list[tuple]]:
+        """Decisions, and estimate rows (unit_id, *ESTIMATE_COLUMNS)."""
         for event in events:
             if event.kind in DILUTING_EVENTS:
                 track = self._track(event.unit_id, set())
                 if event.time_us > track.last_time_us:
                     track.pending_dilution.append((int(event.time_us), float(event.params["fraction"])))
         if len(readings) == 0:
-            return [], {}
+            return [], []
         raw_values, good_values, units, times = watched_table(readings)
         if units.size == 0:
-            return [], {}
+            return [], []
         column = {name: k for k, name in enumerate(WATCHED)}
         do_columns = [column[s] for s in DO_SENSORS if s in column]
         temperature_columns = [column[s] for s in TEMPERATURE_SENSORS if s in column]
@@ -238,11 +240,11 @@ class LivePipeline:
             for k, sample in enumerate(samples):
                 results[sample[0]] = (mean[k], cov[k], sample[3])
         decisions: list[Decision] = []
-        estimates: dict[str, list[tuple]] = {}
+        estimates: list[tuple] = []
         for k in rows:
             unit_id, time_us = units[k], int(times[k])
             track = self.tracks[unit_id]
-            strain = load_strain(track.strain)
+            strain = strain_of(track.strain)
             do = good_values[k, do_columns]
             temperature = good_values[k, temperature_columns]
             decisions += self._alarms(unit_id, time_us, track, do[~np.isnan(do)], temperature[~np.isnan(temperature)],
@@ -251,10 +253,9 @@ class LivePipeline:
                 mean, cov, dilution = results[k]
                 estimate = self._estimate(track, mean, cov, dilution, strain)
                 if estimate is not None:
-                    estimates.setdefault(unit_id, []).append((time_us, *estimate))
+                    estimates.append((unit_id, time_us, *estimate))
                     decisions += self._harvest(unit_id, time_us, track, estimate)
-        return decisions, {unit: pd.DataFrame(values, columns=list(ESTIMATE_COLUMNS))
-                           for unit, values in estimates.items()}  # fmt: skip
+        return decisions, estimates
 
     @staticmethod
     def _dilution_before(track: UnitTrack, time_us: int) -> float:

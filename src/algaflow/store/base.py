@@ -191,8 +191,9 @@ class Store(ABC):
         """One unit's stored frames in the order they arrived: ``FRAME_COLUMNS``."""
 
     @abstractmethod
-    def write_estimates(self, unit_id: str, table: pd.DataFrame) -> int:
-        """Store estimates (``ESTIMATE_COLUMNS``); an estimate at a stored time replaces it. Returns rows written."""
+    def write_estimates(self, table: pd.DataFrame) -> int:
+        """Store estimates of any units in one transaction (``unit_id`` and ``ESTIMATE_COLUMNS``); an estimate at
+        a stored time replaces it. Returns rows written."""
 
     @abstractmethod
     def estimates(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:

@@ -255,9 +255,9 @@ class PostgresStore(Store):
                                             (unit_id, start, end)).fetchall()  # fmt: skip
         return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
 
-    def write_estimates(self, unit_id: str, table: pd.DataFrame) -> int:
-        rows = [(unit_id, int(row[0]), *map(float, row[1:-1]), bool(row[-1]))
-                for row in table[list(ESTIMATE_COLUMNS)].itertuples(index=False)]  # fmt: skip
+    def write_estimates(self, table: pd.DataFrame) -> int:
+        rows = [(str(row[0]), int(row[1]), *map(float, row[2:-1]), bool(row[-1]))
+                for row in table[["unit_id", *ESTIMATE_COLUMNS]].itertuples(index=False)]  # fmt: skip
         if not rows:
             return 0
         columns = ", ".join(ESTIMATE_COLUMNS)
@@ -265,7 +265,7 @@ class PostgresStore(Store):
         updates = ", ".join(f"{c} = excluded.{c}" for c in ESTIMATE_COLUMNS[1:])
 
         def work() -> int:
-            self._check_units({unit_id})
+            self._check_units({row[0] for row in rows})
             with self._connection.cursor() as cursor:
                 cursor.executemany(f"INSERT INTO estimates (unit_id, {columns}) VALUES ({placeholders}) "
                                    f"ON CONFLICT (unit_id, time_us) DO UPDATE SET {updates}", rows)  # fmt: skip

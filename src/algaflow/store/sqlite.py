@@ -312,15 +312,15 @@ class SQLiteStore(Store):
         return pd.DataFrame([(t, k, json.loads(p)) for t, k, p in rows], columns=list(EVENT_COLUMNS))
 
     # ---- what the live pipeline derives, its state, and tokens ----------------------------------------------
-    def write_estimates(self, unit_id: str, table: pd.DataFrame) -> int:
-        rows = [(unit_id, int(row[0]), *map(float, row[1:-1]), int(bool(row[-1])))
-                for row in table[list(ESTIMATE_COLUMNS)].itertuples(index=False)]  # fmt: skip
+    def write_estimates(self, table: pd.DataFrame) -> int:
+        rows = [(str(row[0]), int(row[1]), *map(float, row[2:-1]), int(bool(row[-1])))
+                for row in table[["unit_id", *ESTIMATE_COLUMNS]].itertuples(index=False)]  # fmt: skip
         if not rows:
             return 0
         placeholders = ", ".join("?" * (len(ESTIMATE_COLUMNS) + 1))
 
         def work(connection: sqlite3.Connection) -> int:
-            self._check_units(connection, {unit_id})
+            self._check_units(connection, {row[0] for row in rows})
             connection.executemany(f"INSERT OR REPLACE INTO estimates VALUES ({placeholders})", rows)
             return len(rows)
 

@@ -9,7 +9,8 @@ are stored on ``algaflow/<unit>/commands`` (``{"kind": "ack", "seqs": [[first, l
 deletes a frame from its outbox only then. A rejected message (too large, not JSON, not valid frames, a
 frame of another unit than the topic's, an unregistered unit) is acknowledged too (a resend would be
 refused again), logged and counted, and the unit is told why (``{"kind": "rejected", ...}``); nothing of it
-is stored. While the store fails, the batch is retried and nothing is acknowledged.
+is stored. A message for a unit this service does not know is counted and logged only (on a shared broker
+it may be another deployment's unit). While the store fails, the batch is retried and nothing is acknowledged.
 
 The embedded broker (amqtt, MQTT 3.1.1) runs in a thread of the service process; it has no shared
 subscriptions, so the bridge subscribes to the plain topic there.
@@ -143,15 +144,20 @@ class MqttBridge:
                 batch.append(more)
             self._handle(batch)
 
-    def _reject(self, unit_id: str | None, reason: str, detail: str) -> None:
+    def _reject(self, unit_id: str | None, reason: str, detail: str, tell_unit: bool = True) -> None:
         self.ingestor.counters.reject("mqtt", reason, unit_id)
         log.warning("MQTT frame rejected (%s) for %s: %s", reason, unit_id or "?", detail)
-        if unit_id is not None:
+        if unit_id is not None and tell_unit:
             self.publish(unit_id, {"kind": "rejected", "reason": reason, "detail": detail[:500]})
 
     def _parse(self, message: mqtt.MQTTMessage) -> list[Frame] | None:
         parts = message.topic.split("/")
         unit_id = parts[1] if len(parts) == 3 else None
+        if unit_id not in self.known_units:
+            self.known_units = set(self.ingestor.store.units())
+            if unit_id not in self.known_units:  # not ours (maybe another deployment's): count it, say nothing
+                self._reject(unit_id, "unknown_unit", f"unit {unit_id!r} is not registered", tell_unit=False)
+                return None
         if len(message.payload) > self.limits.max_message_bytes:
             self._reject(unit_id, "too_large", f"{len(message.payload)} bytes; the limit is "
                                                f"{self.limits.max_message_bytes}")  # fmt: skip
@@ -170,11 +176,6 @@ class MqttBridge:
         if strangers:
             self._reject(unit_id, "wrong_unit", f"frames of unit(s) {', '.join(strangers)} on topic {message.topic}")
             return None
-        if unit_id not in self.known_units:
-            self.known_units = set(self.ingestor.store.units())
-            if unit_id not in self.known_units:
-                self._reject(unit_id, "unknown_unit", f"unit {unit_id!r} is not registered")
-                return None
         return frames
 
     def _in_order(self, frames: list[Frame]) -> list[Frame]:

@@ -1,3 +1,10 @@
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,3 +32,24 @@ def service(tmp_path):
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+ALGAFLOW = str(Path(sys.executable).with_name("algaflow"))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve(env: dict, port: int) -> subprocess.Popen:
+    """``algaflow serve`` in its own process (its configuration from ``env``), once /health answers."""
+    process = subprocess.Popen([ALGAFLOW, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=0.5)
+            return process
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise RuntimeError("the service did not start")

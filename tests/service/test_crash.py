@@ -4,12 +4,9 @@ the frame log holds every seq once, in order: nothing acknowledged was lost, and
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -17,29 +14,16 @@ import pandas as pd
 import pytest
 
 from algaflow.store import open_store
+from tests.service.conftest import ALGAFLOW, free_port, serve
 
-ALGAFLOW = str(Path(sys.executable).with_name("algaflow"))
 SENSORS_20 = ["temp_tank", "temp_tube", "ph_tank", "ph_tube", "do_tank", "do_tube", "dco2_tank", "od680", "od750",
               "turbidity_tank", "turbidity_tube", "par_surface", "par_back", "led_power", "co2_gas_in",
               "co2_gas_out", "o2_gas_out", "air_flow", "water_flow", "temp_ambient"]  # fmt: skip
 FRAMES = int(os.environ.get("ALGAFLOW_CRASH_READINGS", "1000000")) // len(SENSORS_20)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
-def serve(env: dict, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([ALGAFLOW, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=0.5)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the service did not start")
 
 
 @pytest.mark.slow

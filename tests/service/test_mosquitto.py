@@ -22,12 +22,7 @@ from algaflow.service.config import Settings
 from algaflow.service.mosquitto import SERVICE_USER, write_mosquitto_config
 from algaflow.service.server import Service
 from algaflow.store import open_store
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from tests.service.conftest import free_port
 
 
 def connect(port: int, user: str, password: str, on_message=None) -> tuple[mqtt.Client, object]:

@@ -4,16 +4,11 @@ frame of every unit is stored exactly once, and each unit's frames arrived in it
 
 import os
 import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,30 +18,19 @@ from algaflow.agent.drivers import TableDriver
 from algaflow.agent.outbox import Outbox
 from algaflow.agent.transport import MqttTransport
 from algaflow.store import open_store
+from tests.service.conftest import free_port, serve
 
-ALGAFLOW = str(Path(sys.executable).with_name("algaflow"))
 OUTAGE_S = float(os.environ.get("ALGAFLOW_OUTAGE_S", "20"))
 AGENTS = 20
 FRAMES_PER_S = 2.0
 
 
-def serve(env: dict, port: int) -> subprocess.Popen:
-    process = subprocess.Popen([ALGAFLOW, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=0.5)
-            return process
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("the service did not start")
 
 
 @pytest.mark.slow
 def test_an_outage_loses_nothing_and_keeps_each_units_order(tmp_path, require_service):
     require_service("Mosquitto", 1883)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     group = f"outage{uuid.uuid4().hex[:8]}"
     config = tmp_path / "algaflow.toml"
     config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/store.db"\n[http]\nport = {port}\n'

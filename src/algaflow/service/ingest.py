@@ -81,5 +81,8 @@ class Ingestor:
             self.counters.readings += len(batch.readings)
         if self.pipeline is not None and self.pipeline.settings.enabled:
             self.pipeline.submit(batch.readings, batch.events)
-        acknowledged = {unit: seq_ranges([f.seq for f in frames if f.unit_id == unit]) for unit in sorted(units)}
+        seqs: dict[str, list[int]] = {unit: [] for unit in sorted(units)}
+        for frame in frames:  # one pass, not one per unit
+            seqs[frame.unit_id].append(frame.seq)
+        acknowledged = {unit: seq_ranges(unit_seqs) for unit, unit_seqs in seqs.items()}
         return stored, acknowledged

@@ -111,6 +111,7 @@ class LivePipeline:
         self.alarm_policy = AlarmPolicy(self.settings.alarm_loss_on, self.settings.alarm_loss_off)
         self.chains = OnlineGrowthFilter()
         self.tracks: dict[str, UnitTrack] = {}
+        self._metadata: dict[str, dict] = {}  # the store's units, as last read
         self._lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self.frames_processed = 0
@@ -164,7 +165,9 @@ class LivePipeline:
     def _track(self, unit_id: str, sensors_seen: set[str]) -> UnitTrack:
         track = self.tracks.get(unit_id)
         if track is None:
-            metadata = self.store.units().get(unit_id, {})
+            if unit_id not in self._metadata:  # read the registry again only for a unit not seen in it
+                self._metadata = self.store.units()
+            metadata = self._metadata.get(unit_id, {})
             track = UnitTrack(index=-1, sensor=None, strain=str(metadata.get("strain") or self.settings.strain),
                               volume_l=float(metadata.get("volume_l") or DEFAULT_VOLUME_L))  # fmt: skip
             declared = [s for s in BIOMASS_SENSORS if s in set(metadata.get("sensors") or ())]

@@ -1,5 +1,6 @@
 import os
 import socket
+import uuid
 
 import pytest
 
@@ -25,3 +26,22 @@ def require_service():
         pytest.skip(message)
 
     return check
+
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path, require_service):
+    """Each store backend in turn: SQLite in a temporary file, PostgreSQL on 127.0.0.1:5432 in a schema of its
+    own, dropped afterwards (skipped with a reason where PostgreSQL is not running, failed in CI)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "store" / "algaflow.db")
+        return
+    require_service("PostgreSQL", 5432)
+    import psycopg
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield f"{POSTGRES}?schema={schema}"
+    with psycopg.connect(POSTGRES, autocommit=True) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

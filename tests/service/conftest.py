@@ -14,9 +14,9 @@ from algaflow.service.server import Service
 
 
 @pytest.fixture
-def service(tmp_path):
-    """The service's app over a fresh SQLite store (HTTP only), with a unit r1, r2 and tokens."""
-    settings = Settings.model_validate({"store": {"url": str(tmp_path / "algaflow.db")}, "mqtt": {"mode": "off"},
+def service(store_url):
+    """The service's app over a fresh store of each backend (HTTP only), with a unit r1, r2 and tokens."""
+    settings = Settings.model_validate({"store": {"url": store_url}, "mqtt": {"mode": "off"},
                                         "limits": {"max_request_bytes": 200_000, "requests_per_second": 1000,
                                                    "burst": 1000}})  # fmt: skip
     running = Service(settings)

@@ -1,6 +1,7 @@
 """Acceptance: the service is killed with SIGKILL in the middle of a sustained ingest of 1,000,000 readings
 sent by a real agent (its outbox, HTTP transport); after a restart every reading is stored exactly once and
-the frame log holds every seq once, in order: nothing acknowledged was lost, and resends made no duplicates."""
+the frame log holds every seq once, in order: nothing acknowledged was lost, and resends made no duplicates.
+Run over each store backend (SQLite, PostgreSQL)."""
 
 import os
 import signal
@@ -22,15 +23,11 @@ SENSORS_20 = ["temp_tank", "temp_tube", "ph_tank", "ph_tube", "do_tank", "do_tub
 FRAMES = int(os.environ.get("ALGAFLOW_CRASH_READINGS", "1000000")) // len(SENSORS_20)
 
 
-
-
-
-
 @pytest.mark.slow
-def test_sigkill_mid_ingest_loses_nothing_acknowledged_and_duplicates_nothing(tmp_path):
+def test_sigkill_mid_ingest_loses_nothing_acknowledged_and_duplicates_nothing(tmp_path, store_url):
     port = free_port()
     config = tmp_path / "algaflow.toml"
-    config.write_text(f'[store]\nurl = "sqlite:///{tmp_path}/store.db"\n[http]\nport = {port}\n[mqtt]\nmode = "off"\n'
+    config.write_text(f'[store]\nurl = "{store_url}"\n[http]\nport = {port}\n[mqtt]\nmode = "off"\n'
                       "[limits]\nrequests_per_second = 100000\nburst = 100000\n")
     env = {**os.environ, "ALGAFLOW_CONFIG": str(config)}
     subprocess.run([ALGAFLOW, "admin", "register-unit", "crash-1"], env=env, check=True, capture_output=True)
@@ -68,7 +65,7 @@ def test_sigkill_mid_ingest_loses_nothing_acknowledged_and_duplicates_nothing(tm
         agent.kill()
         service.send_signal(signal.SIGTERM)
         service.wait(60)
-    with open_store(tmp_path / "store.db") as store:
+    with open_store(store_url) as store:
         log = store.frame_log("crash-1")
         assert log.seq.tolist() == list(range(FRAMES))  # every frame once, in the order sent
         readings = store.readings("crash-1")

@@ -36,8 +36,8 @@ def culture_frames(unit: str, steps: int = 1200, seed: int = 0) -> list[Frame]:
 
 
 @pytest.fixture
-def store(tmp_path):
-    with open_store(tmp_path / "store.db") as opened:
+def store(store_url):
+    with open_store(store_url) as opened:
         opened.register_unit("r1", {"strain": "chlorella_vulgaris", "volume_l": 80.0, "sensors": ["od750"]})
         opened.register_unit("r2", {"strain": "chlorella_vulgaris", "volume_l": 80.0})
         yield opened

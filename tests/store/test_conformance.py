@@ -1,9 +1,8 @@
-"""One conformance suite over every store backend (DESIGN.md §6): SQLite in a temporary file and PostgreSQL
-on 127.0.0.1:5432 in a schema of its own (skipped with a reason where it is not running, failed in CI).
-Downsampled answers are checked against pandas on the raw readings."""
+"""One conformance suite over every store backend (DESIGN.md §6), through the ``store_url`` fixture (SQLite in a
+temporary file, PostgreSQL on 127.0.0.1:5432 in a schema of its own). Downsampled answers are checked against
+pandas on the raw readings."""
 
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,29 +11,14 @@ import pytest
 
 from algaflow.catalog.frames import OUT_OF_RANGE, Frame
 from algaflow.store import ReadingBatch, StoredEvent, UnknownUnitError, events_of_frames, open_store
-from algaflow.store.base import MINUTE_US, to_time_us
+from algaflow.store.base import DAY_US, MINUTE_US, to_time_us
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)  # the data cross a month boundary (a new partition)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path, require_service):
-    if request.param == "sqlite":
-        yield str(tmp_path / "store" / "algaflow.db")
-        return
-    require_service("PostgreSQL", 5432)
-    import psycopg
-
-    schema = f"conformance_{uuid.uuid4().hex[:12]}"
-    yield f"{POSTGRES}?schema={schema}"
-    with psycopg.connect(POSTGRES, autocommit=True) as connection:
-        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-
-
 @pytest.fixture
-def store(url):
-    with open_store(url) as opened:
+def store(store_url):
+    with open_store(store_url) as opened:
         opened.register_unit("r1", {"strain": "chlorella_vulgaris", "site": "lab"})
         opened.register_unit("r2", {"strain": "spirulina"})
         yield opened
@@ -60,6 +44,20 @@ def test_units_are_registered_and_their_metadata_replaced(store):
     assert store.units() == {"r1": {"strain": "chlorella_vulgaris", "site": "lab"}, "r2": {"strain": "spirulina"}}
     store.register_unit("r2", {"strain": "spirulina", "site": "almeria"})
     assert store.units()["r2"] == {"strain": "spirulina", "site": "almeria"}
+    assert store.unit("r2") == {"strain": "spirulina", "site": "almeria"} and store.unit("ghost") is None
+
+
+def test_reading_days_count_every_reading_per_utc_day_like_pandas(store):
+    rng = np.random.default_rng(11)
+    batch, table = random_batch(rng, hours=30.0)  # 23:00 on one day to 05:00 two days later
+    store.write_readings(batch)
+    store.write_readings(batch)  # resent: counted once
+    days = store.reading_days("r1")
+    expected = table.groupby(table.time_us // DAY_US * DAY_US).size()  # times after 1970: floor division
+    assert days.day_us.tolist() == expected.index.tolist() and days["count"].tolist() == expected.tolist()
+    assert len(days) == 3 and store.reading_days("r2").empty
+    window = store.reading_days("r1", start_us=int(expected.index[1]), end_us=int(expected.index[2]))
+    assert window.day_us.tolist() == [expected.index[1]] and window["count"].tolist() == [expected.iloc[1]]
 
 
 def test_frames_are_stored_with_their_quality_and_resending_is_harmless(store):
@@ -134,8 +132,8 @@ def test_time_ranges_are_half_open_and_units_separate(store):
     assert len(store.readings("r1")) == len(table) and len(store.readings("r2")) == len(other)
 
 
-def test_writes_are_durable_across_a_reopen_and_concurrent_writers_all_land(url):
-    with open_store(url) as store:
+def test_writes_are_durable_across_a_reopen_and_concurrent_writers_all_land(store_url):
+    with open_store(store_url) as store:
         store.register_unit("r1", {})
         threads = [threading.Thread(target=store.write_readings,
                                     args=(ReadingBatch(["r1"] * 100, ["temp_tank"] * 100,
@@ -145,7 +143,7 @@ def test_writes_are_durable_across_a_reopen_and_concurrent_writers_all_land(url)
             thread.start()
         for thread in threads:
             thread.join()
-    with open_store(url) as reopened:
+    with open_store(store_url) as reopened:
         stored = reopened.readings("r1")
         assert len(stored) == 800
         assert sorted(set(stored.value)) == [20.0 + k for k in range(8)]

@@ -1,4 +1,5 @@
-"""CLI commands of the telemetry service and the device agent: serve, agent, admin, mqtt-config, config."""
+"""CLI commands of the telemetry service and the device agent: serve, agent, admin, mqtt-config, compact,
+config."""
 
 from __future__ import annotations
 
@@ -208,6 +209,46 @@ def mqtt_config(out: Path = typer.Option(Path("mosquitto"), "--out", help="folde
     typer.echo(files.service_password)
 
 
+def compact(lake: Path | None = typer.Option(None, "--lake", help="lake folder (default: [lake] path, or lake/ "
+                                                                 "beside the SQLite store)"),
+            units: str = typer.Option("", "--units", help="comma-separated unit ids (default: all)"),
+            until: str | None = typer.Option(None, "--until", help="compact only the UTC days ended by this ISO "
+                                                                   "time (default: every day, today's so far too)"),
+            config: Path | None = ConfigOption) -> None:  # fmt: skip
+    """Write the store's readings to the Parquet lake, one file per unit and UTC day (only what changed)."""
+    from datetime import UTC, datetime
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from algaflow.service.config import lake_path
+    from algaflow.store import UnknownUnitError
+    from algaflow.store.base import to_time_us
+    from algaflow.store.lake import compact as run
+
+    settings = _settings(config)
+    folder = lake or lake_path(settings)
+    if folder is None:
+        _fail(f"no lake folder for the store {settings.store.url}: give --lake or set [lake] path")
+    until_us = None
+    if until is not None:
+        try:
+            moment = datetime.fromisoformat(until)
+        except ValueError:
+            _fail(f"--until {until!r} is not an ISO 8601 time (e.g. 2026-11-01T00:00:00Z)")
+        until_us = to_time_us(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    chosen = [u.strip() for u in units.split(",") if u.strip()] or None
+    with _store(config) as store, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                                           console=console, transient=True) as progress:  # fmt: skip
+        task = progress.add_task("compacting", total=None)
+        try:
+            report = run(store, folder, chosen, until_us,
+                         progress=lambda unit, day: progress.update(task, description=f"wrote {unit} {day}"))
+        except UnknownUnitError as error:
+            _fail(str(error.args[0]))
+    console.print(f"lake {folder}: {len(report.written)} partitions written ({report.rows:,} readings), "
+                  f"{report.up_to_date} already up to date")
+
+
 @config_app.command("show")
 def config_show(config: Path | None = ConfigOption) -> None:
     """Print the effective configuration as TOML (secrets masked)."""
@@ -222,5 +263,6 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command()(agent)
     app.command("mqtt-config")(mqtt_config)
+    app.command()(compact)
     app.add_typer(admin_app, name="admin")
     app.add_typer(config_app, name="config")

@@ -244,7 +244,7 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
         return caller
 
     def known_unit(unit_id: str) -> str:
-        if unit_id not in store.units():
+        if store.unit(unit_id) is None:
             raise HTTPException(404, f"unit {unit_id!r} is not registered")
         return unit_id
 
@@ -394,7 +394,7 @@ def export_unit(store, unit_id: str, start_us: int | None, end_us: int | None, f
             path = f"{name}.{file_format}"
             archive.writestr(path, content)
             files[path] = {"rows": len(table), "sha256": hashlib.sha256(content).hexdigest()}
-        manifest = {"unit_id": unit_id, "metadata": store.units().get(unit_id, {}),
+        manifest = {"unit_id": unit_id, "metadata": store.unit(unit_id) or {},
                     "start": None if start_us is None else datetime.fromtimestamp(start_us / 1e6, UTC).isoformat(),
                     "end": None if end_us is None else datetime.fromtimestamp(end_us / 1e6, UTC).isoformat(),
                     "exported": datetime.now(UTC).isoformat(), "algaflow": algaflow.__version__,

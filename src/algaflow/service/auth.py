@@ -69,7 +69,7 @@ def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations
 
 def issue_device_token(store: Store, unit_id: str, label: str = "") -> str:
     """A new token that writes only ``unit_id``'s data (the unit must be registered)."""
-    if unit_id not in store.units():
+    if store.unit(unit_id) is None:
         raise KeyError(f"unit {unit_id!r} is not registered; register it first")
     token = DEVICE_PREFIX + secrets.token_urlsafe(32)
     store.save_token(token_hash(token), {"kind": "device", "unit_id": unit_id, "label": label,

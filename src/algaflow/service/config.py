@@ -6,6 +6,8 @@
                tls_ca_file, tls_certfile, tls_keyfile
     [limits]   max_request_bytes, max_frames_per_request, max_message_bytes, requests_per_second, burst
     [pipeline] enabled, strain, checkpoint_every_s, alarm_loss_on, alarm_loss_off
+    [lake]     path (default: lake/ beside a SQLite store's file; needed with PostgreSQL),
+               compact_every_s (the service compacts the ended days this often; 0: only `algaflow compact`)
 
 An environment variable ``ALGAFLOW_<SECTION>__<KEY>`` overrides one key (``ALGAFLOW_HTTP__PORT=9000``);
 the file is ``--config``, else ``$ALGAFLOW_CONFIG``, else ``algaflow.toml`` in the working directory if
@@ -71,12 +73,28 @@ class PipelineSettings(_Section):
     alarm_loss_off: float = Field(0.1, gt=0, lt=1)
 
 
+class LakeSettings(_Section):
+    path: str | None = None
+    compact_every_s: float = Field(3600.0, ge=0)
+
+
 class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    lake: LakeSettings = Field(default_factory=LakeSettings)
+
+
+def lake_path(settings: Settings) -> Path | None:
+    """Where the Parquet lake is: ``[lake] path``, else ``lake/`` beside a SQLite store, else None."""
+    if settings.lake.path:
+        return Path(settings.lake.path)
+    url = settings.store.url
+    if "://" not in url or url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///")).parent / "lake"
+    return None
 
 
 class ConfigError(ValueError):

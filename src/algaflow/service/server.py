@@ -8,7 +8,8 @@ import logging
 from fastapi import FastAPI
 
 from algaflow.service.app import create_app
-from algaflow.service.config import Settings
+from algaflow.service.compaction import PeriodicCompaction
+from algaflow.service.config import Settings, lake_path
 from algaflow.service.ingest import Ingestor
 from algaflow.service.mqtt_bridge import EmbeddedBroker, MqttBridge
 from algaflow.service.pipeline import LivePipeline
@@ -32,6 +33,8 @@ class Service:
                        MqttBridge(settings.mqtt, settings.limits, self.ingestor, embedded=self.broker is not None))
         if self.pipeline is not None and self.bridge is not None:
             self.pipeline.publish = self.bridge.publish
+        lake, every_s = lake_path(settings), settings.lake.compact_every_s
+        self.compaction = PeriodicCompaction(self.store, lake, every_s) if lake is not None and every_s else None
 
     def start(self) -> None:
         if self.pipeline is not None:
@@ -43,8 +46,15 @@ class Service:
             log.info("embedded MQTT broker on %s:%s", self.settings.mqtt.host, self.settings.mqtt.port)
         if self.bridge is not None:
             self.bridge.start()
+        if self.compaction is not None:
+            self.compaction.start()
+            log.info("lake compaction into %s every %.0f s", self.compaction.path, self.compaction.every_s)
+        elif self.settings.lake.compact_every_s:
+            log.info("no lake compaction: set [lake] path for the store %s", self.settings.store.url)
 
     def stop(self) -> None:
+        if self.compaction is not None:
+            self.compaction.stop()
         if self.bridge is not None:
             self.bridge.stop()
         if self.broker is not None:

@@ -30,6 +30,7 @@ from algaflow.catalog import SENSORS
 from algaflow.catalog.frames import Frame
 
 MINUTE_US = 60_000_000
+DAY_US = 86_400_000_000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -143,6 +144,7 @@ ESTIMATE_COLUMNS = ("time_us", "biomass_g_per_l", "biomass_sd", "growth_rate_per
 DECISION_COLUMNS = ("time_us", "kind", "reason", "params")
 DOWNSAMPLED_COLUMNS = ("time_us", "sensor", "mean", "min", "max", "count")
 EVENT_COLUMNS = ("time_us", "kind", "params")
+DAY_COLUMNS = ("day_us", "count")
 
 
 class UnknownUnitError(KeyError):
@@ -163,6 +165,10 @@ class Store(ABC):
         """Every registered unit and its metadata."""
 
     @abstractmethod
+    def unit(self, unit_id: str) -> dict | None:
+        """One unit's metadata, or None when it is not registered."""
+
+    @abstractmethod
     def write_readings(self, batch: ReadingBatch) -> int:
         """Store the batch; readings already stored (same unit, sensor, time) are ignored. Returns how many
         were new. Every unit must be registered."""
@@ -172,6 +178,11 @@ class Store(ABC):
                  end_us: int | None = None, every_s: int | None = None) -> pd.DataFrame:  # fmt: skip
         """One unit's readings in [start, end), ordered by sensor then time: ``READING_COLUMNS``, or with
         ``every_s`` the ``DOWNSAMPLED_COLUMNS`` per bucket (module doc)."""
+
+    @abstractmethod
+    def reading_days(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        """How many readings (any quality) one unit has per UTC day in [start, end): ``DAY_COLUMNS``, the day's
+        start (µs, a multiple of ``DAY_US``) and the count, days with readings only, by day."""
 
     @abstractmethod
     def write_events(self, events: Sequence[StoredEvent]) -> int:
@@ -254,6 +265,11 @@ def downsample_source(start_us: int, every_s: int) -> tuple[int, bool]:
     return start_us, False
 
 
+def day_floor_sql(column: str) -> str:
+    """SQL for the start (µs) of the UTC day holding ``column`` (a floor, right for times before 1970 too)."""
+    return f"({column} - (({column} % {DAY_US}) + {DAY_US}) % {DAY_US})"
+
+
 def check_every_s(every_s: int | None) -> None:
     if every_s is not None and (not isinstance(every_s, int) or every_s <= 0):
         raise ValueError(f"every_s must be a positive whole number of seconds (got {every_s!r})")
@@ -268,7 +284,7 @@ def check_sensors(sensors: Sequence[str] | None) -> list[str] | None:
     return list(sensors)
 
 
-__all__ = ["DECISION_COLUMNS", "DOWNSAMPLED_COLUMNS", "ESTIMATE_COLUMNS", "EVENT_COLUMNS", "FRAME_COLUMNS",
-           "MINUTE_US", "READING_COLUMNS", "Decision", "IngestBatch", "Ingested", "ReadingBatch", "Store",
-           "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors", "downsample_source",
-           "events_of_frames", "time_window", "to_time_us"]  # fmt: skip
+__all__ = ["DAY_COLUMNS", "DAY_US", "DECISION_COLUMNS", "DOWNSAMPLED_COLUMNS", "ESTIMATE_COLUMNS",
+           "EVENT_COLUMNS", "FRAME_COLUMNS", "MINUTE_US", "READING_COLUMNS", "Decision", "IngestBatch", "Ingested",
+           "ReadingBatch", "Store", "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors",
+           "day_floor_sql", "downsample_source", "events_of_frames", "time_window", "to_time_us"]  # fmt: skip

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from algaflow.catalog.frames import Frame
 from algaflow.store.base import (
+    DAY_COLUMNS,
     DECISION_COLUMNS,
     DOWNSAMPLED_COLUMNS,
     ESTIMATE_COLUMNS,
@@ -39,6 +40,7 @@ from algaflow.store.base import (
     UnknownUnitError,
     check_every_s,
     check_sensors,
+    day_floor_sql,
     downsample_source,
     time_window,
 )
@@ -125,6 +127,10 @@ class PostgresStore(Store):
         with self._lock, self._connection.transaction():
             rows = self._connection.execute("SELECT unit_id, metadata FROM units ORDER BY unit_id").fetchall()
         return dict(rows)
+
+    def unit(self, unit_id: str) -> dict | None:
+        rows = self._query("SELECT metadata FROM units WHERE unit_id = %s", (unit_id,))
+        return rows[0][0] if rows else None
 
     def _insert_readings(self, batch: ReadingBatch) -> int:
         """Inside a transaction: COPY into a temporary table, insert the new rows, fold them into the rollups."""
@@ -236,6 +242,13 @@ class PostgresStore(Store):
                 (unit_id, sorted(sensors), start, end)).fetchall()  # fmt: skip
         return pd.DataFrame([(int(b), s, m, lo, hi, int(n)) for b, s, m, lo, hi, n in rows],
                             columns=list(DOWNSAMPLED_COLUMNS))  # fmt: skip
+
+    def reading_days(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        start, end = time_window(start_us, end_us)
+        day = day_floor_sql("time_us").replace("%", "%%")  # psycopg placeholders
+        rows = self._query(f"SELECT {day} AS day, count(*) FROM readings WHERE unit_id = %s AND time_us >= %s "
+                           "AND time_us < %s GROUP BY day ORDER BY day", (unit_id, start, end))  # fmt: skip
+        return pd.DataFrame(rows, columns=list(DAY_COLUMNS), dtype=np.int64)
 
     def write_events(self, events: Sequence[StoredEvent]) -> int:
         if not events:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from algaflow.catalog.frames import Frame
 from algaflow.store.base import (
+    DAY_COLUMNS,
     DECISION_COLUMNS,
     DOWNSAMPLED_COLUMNS,
     ESTIMATE_COLUMNS,
@@ -38,6 +39,7 @@ from algaflow.store.base import (
     UnknownUnitError,
     check_every_s,
     check_sensors,
+    day_floor_sql,
     downsample_source,
     time_window,
 )
@@ -187,6 +189,10 @@ class SQLiteStore(Store):
         rows = self._reader().execute("SELECT unit_id, metadata FROM units ORDER BY unit_id").fetchall()
         return {unit: json.loads(metadata) for unit, metadata in rows}
 
+    def unit(self, unit_id: str) -> dict | None:
+        row = self._reader().execute("SELECT metadata FROM units WHERE unit_id = ?", (unit_id,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
     def _check_units(self, connection: sqlite3.Connection, units: set[str]) -> None:
         known = {row[0] for row in connection.execute("SELECT unit_id FROM units")}
         missing = sorted(units - known)
@@ -293,6 +299,14 @@ class SQLiteStore(Store):
         return connection.execute(f"SELECT {floor} AS bucket, ?, SUM(total) / SUM(n), MIN(low), MAX(high), SUM(n) "
                                   f"FROM ({source}) GROUP BY bucket ORDER BY bucket",
                                   (sensor, unit_id, sensor, start, end)).fetchall()  # fmt: skip
+
+    def reading_days(self, unit_id: str, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
+        start, end = time_window(start_us, end_us)
+        day = day_floor_sql("time_us")
+        rows = self._reader().execute(f"SELECT {day} AS day, COUNT(*) FROM readings WHERE unit_id = ? AND "
+                                      "time_us >= ? AND time_us < ? GROUP BY day ORDER BY day",
+                                      (unit_id, start, end)).fetchall()  # fmt: skip
+        return pd.DataFrame(rows, columns=list(DAY_COLUMNS), dtype=np.int64)
 
     # ---- events -------------------------------------------------------------------------------------------
     def write_events(self, events: Sequence[StoredEvent]) -> int:

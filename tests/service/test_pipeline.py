@@ -3,11 +3,13 @@
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from algaflow.catalog import load_strain
 from algaflow.catalog.frames import Frame
 from algaflow.control.alarms import degas_threshold_mg_per_l
+from algaflow.control.harvest import HarvestPolicy
 from algaflow.fusion.estimator import sensor_growth_model
 from algaflow.fusion.growth import filter_growth
 from algaflow.service.config import PipelineSettings
@@ -90,3 +92,33 @@ def test_a_restart_resumes_from_checkpoint_and_replay_as_if_it_never_stopped(sto
     np.testing.assert_allclose(got.growth_rate_per_h, expected.growth_rate_per_h, rtol=1e-12)
     feed(resumed, frames[:400])  # resent frames are not processed twice
     assert len(store.estimates("r2")) == 400
+
+
+def test_batch_size_changes_nothing(tmp_path):
+    """Frames one at a time or 500 at once (arrays along time per unit) give the same estimates and decisions,
+    with DO, temperature and harvest flags switching on and off inside a batch."""
+    frames = culture_frames("r1", steps=1200, seed=5)
+    hours = np.arange(1200) * 0.1
+    regrowth = 3.0 / (1.0 + (3.0 / (0.3 * frames[699].readings["od750"] / STRAIN.od750_per_g_per_l) - 1.0)
+                      * np.exp(-0.06 * (hours - 70.0)))  # after the harvest the culture grows again  # fmt: skip
+    noise = np.random.default_rng(6).normal(0, 0.005, 1200)
+    hot = set(range(300, 420)) | set(range(460, 470))
+    frames = [f.model_copy(update={"readings": {
+        **f.readings, "temp_tube": STRAIN.t_opt_c + (13.0 if k in hot else 0.0),
+        **({"od750": float(regrowth[k] * STRAIN.od750_per_g_per_l + noise[k])} if k >= 700 else {})}})
+        for k, f in enumerate(frames)]  # fmt: skip
+    frames[1000] = frames[1000].model_copy(update={"readings": {"od750": frames[1000].readings["od750"]}})
+    results = []
+    for chunk in (1, 500):
+        with open_store(tmp_path / f"chunk{chunk}.db") as store:
+            store.register_unit("r1", {"strain": "chlorella_vulgaris", "volume_l": 80.0})
+            pipeline = LivePipeline(store)
+            pipeline.harvest_policy = HarvestPolicy(growth_threshold_per_h=0.02, probability_on=0.6,
+                                                    probability_off=0.3)
+            decisions = feed(pipeline, frames, chunk=chunk)
+            results.append(([(d.time_us, d.kind, d.reason) for d in decisions], store.estimates("r1")))
+    (one, one_estimates), (many, many_estimates) = results
+    kinds = {kind for _, kind, _ in one}
+    assert {"temperature_alarm", "temperature_ok", "degas_on", "harvest_ready", "harvest_clear"} <= kinds
+    assert one == many
+    pd.testing.assert_frame_equal(one_estimates, many_estimates, rtol=1e-12)

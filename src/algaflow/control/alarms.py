@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from algaflow.catalog import Strain
+from algaflow.control.hysteresis import latch
 from algaflow.model.kinetics import cardinal_temperature, oxygen_inhibition
 
 
@@ -46,11 +47,16 @@ def temperature_growth_loss(temperature_c: np.ndarray, strain: Strain) -> np.nda
 
 
 def with_hysteresis(loss: np.ndarray, previous: np.ndarray, policy: AlarmPolicy) -> np.ndarray:
-    """On at loss ≥ loss_on, off again at loss < loss_off; NaN (no reading) keeps the previous flag."""
+    """One step: on at loss ≥ loss_on, off again at loss < loss_off; NaN (no reading) keeps the previous flag."""
     loss = np.asarray(loss, dtype=float)
-    previous = np.asarray(previous, dtype=bool)
-    flag = np.where(previous, ~(loss < policy.loss_off), loss >= policy.loss_on)
-    return np.where(np.isnan(loss), previous, flag)
+    return alarm_flags(loss[..., None], previous, policy)[..., 0]
+
+
+def alarm_flags(loss: np.ndarray, previous: np.ndarray | bool, policy: AlarmPolicy) -> np.ndarray:
+    """:func:`with_hysteresis` along time (the last axis), from the flags ``previous`` (control.hysteresis)."""
+    loss = np.asarray(loss, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return latch(loss >= policy.loss_on, loss < policy.loss_off, previous)
 
 
 def degas_threshold_mg_per_l(strain: Strain, loss: float) -> float:

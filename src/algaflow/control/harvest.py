@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
+from algaflow.control.hysteresis import latch
+
 
 @dataclass(frozen=True, slots=True)
 class HarvestPolicy:
@@ -53,13 +55,8 @@ def harvest_ready(probability: np.ndarray, biomass_g_per_l: np.ndarray, policy: 
     (leading shape; default off): a live pipeline passes each unit's last flag."""
     probability = np.asarray(probability, dtype=float)
     dense = np.asarray(biomass_g_per_l, dtype=float) >= policy.min_biomass_g_per_l
-    ready = np.zeros(probability.shape, dtype=bool)
-    state = np.zeros(probability.shape[:-1], dtype=bool) if previous is None else np.asarray(previous, dtype=bool)
-    for k in range(probability.shape[-1]):
-        p = probability[..., k]
-        state = np.where(state, ~(p < policy.probability_off), (p >= policy.probability_on) & dense[..., k])
-        ready[..., k] = state
-    return ready
+    with np.errstate(invalid="ignore"):
+        return latch((probability >= policy.probability_on) & dense, probability < policy.probability_off, previous)
 
 
 def hours_until_growth_stops(times_h: np.ndarray, growth_rate_per_h: np.ndarray, threshold_per_h: float,

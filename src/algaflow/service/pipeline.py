@@ -35,7 +35,7 @@ import pandas as pd
 
 from algaflow.catalog import load_strain
 from algaflow.catalog.frames import GOOD
-from algaflow.control.alarms import AlarmPolicy, oxygen_growth_loss, temperature_growth_loss, with_hysteresis
+from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss, temperature_growth_loss
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
@@ -79,7 +79,8 @@ class UnitTrack:
 def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The watched sensors' readings as rows of (unit, time) sorted by unit then time, a column per
     ``WATCHED`` sensor (NaN where absent): all values, and the good ones only; then the rows' units and times."""
-    sensor_index = pd.Index(WATCHED).get_indexer(readings.sensor)
+    codes, names = pd.factorize(readings.sensor)  # a few distinct names among many readings
+    sensor_index = np.array([WATCHED.index(name) if name in WATCHED else -1 for name in names], dtype=np.int64)[codes]
     keep = sensor_index >= 0
     if not keep.any():
         empty = np.empty((0, len(WATCHED)))
@@ -202,7 +203,8 @@ class LivePipeline:
         return decisions
 
     def _process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> tuple[list[Decision], list[tuple]]:
-        """Decisions, and estimate rows (unit_id, *ESTIMATE_COLUMNS)."""
+        """Decisions, and estimate rows (unit_id, *ESTIMATE_COLUMNS). Each unit's new rows are handled as arrays:
+        one chain update for every unit's samples, then per unit its estimates and flags along time."""
         for event in events:
             if event.kind in DILUTING_EVENTS:
                 track = self._track(event.unit_id, set())
@@ -214,129 +216,153 @@ class LivePipeline:
         if units.size == 0:
             return [], []
         column = {name: k for k, name in enumerate(WATCHED)}
-        do_columns = [column[s] for s in DO_SENSORS if s in column]
-        temperature_columns = [column[s] for s in TEMPERATURE_SENSORS if s in column]
-        samples: list[tuple[int, int, float, float]] = []  # row, chain index, value, dilution
-        rows: list[int] = []
+        segments: list[tuple[str, UnitTrack, int, int, slice]] = []  # unit, track, its new rows, its samples
+        sample_rows: list[np.ndarray] = []
+        sample_chains: list[np.ndarray] = []
+        sample_dilutions: list[np.ndarray] = []
+        sample_values: list[np.ndarray] = []
+        samples = 0
         boundaries = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
-        for first, end in itertools.pairwise(boundaries):
+        for first, end in itertools.pairwise(boundaries.tolist()):
             unit_id = units[first]
             present = ~np.isnan(raw_values[first:end]).all(axis=0)
             track = self._track(unit_id, {name for name, k in column.items() if present[k]})
+            first += int(np.searchsorted(times[first:end], track.last_time_us, side="right"))  # older: done before
+            if first == end:
+                continue
             sensor_column = column.get(track.sensor, -1) if track.sensor is not None else -1
-            for k in range(first, end):
-                time_us = int(times[k])
-                if time_us <= track.last_time_us:
-                    continue
-                rows.append(k)
-                if track.index >= 0 and sensor_column >= 0 and not np.isnan(raw_values[k, sensor_column]):
-                    samples.append((k, track.index, float(raw_values[k, sensor_column]),
-                                    self._dilution_before(track, time_us)))  # fmt: skip
-                track.last_time_us = time_us
-        self.frames_processed += len(rows)
-        results: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
+            rows = np.empty(0, dtype=np.int64)
+            if track.index >= 0 and sensor_column >= 0:
+                rows = first + np.flatnonzero(~np.isnan(raw_values[first:end, sensor_column]))
+                sample_rows.append(rows)
+                sample_chains.append(np.full(rows.size, track.index))
+                sample_values.append(raw_values[rows, sensor_column])
+                sample_dilutions.append(self._dilutions(track, times[rows]))
+            segments.append((unit_id, track, first, end, slice(samples, samples + rows.size)))
+            samples += rows.size
+            track.last_time_us = int(times[end - 1])
+        self.frames_processed += sum(end - first for _, _, first, end, _ in segments)
         if samples:
-            sample_rows = np.array([s[0] for s in samples])
-            mean, cov, _ = self.chains.update(np.array([s[1] for s in samples]), times[sample_rows] / HOUR_US,
-                                              np.array([s[2] for s in samples]),
-                                              np.array([s[3] for s in samples]))  # fmt: skip
-            for k, sample in enumerate(samples):
-                results[sample[0]] = (mean[k], cov[k], sample[3])
+            all_rows = np.concatenate(sample_rows)
+            dilution = np.concatenate(sample_dilutions)
+            mean, cov, _ = self.chains.update(np.concatenate(sample_chains), times[all_rows] / HOUR_US,
+                                              np.concatenate(sample_values), dilution)  # fmt: skip
+        do_columns = [column[s] for s in DO_SENSORS]
+        temperature_columns = [column[s] for s in TEMPERATURE_SENSORS]
         decisions: list[Decision] = []
         estimates: list[tuple] = []
-        for k in rows:
-            unit_id, time_us = units[k], int(times[k])
-            track = self.tracks[unit_id]
+        for unit_id, track, first, end, sampled in segments:
             strain = strain_of(track.strain)
-            do = good_values[k, do_columns]
-            temperature = good_values[k, temperature_columns]
-            decisions += self._alarms(unit_id, time_us, track, do[~np.isnan(do)], temperature[~np.isnan(temperature)],
-                                      strain)  # fmt: skip
-            if k in results:
-                mean, cov, dilution = results[k]
-                estimate = self._estimate(track, mean, cov, dilution, strain)
-                if estimate is not None:
-                    estimates.append((unit_id, time_us, *estimate))
-                    decisions += self._harvest(unit_id, time_us, track, estimate)
+            unit_decisions = self._alarms(unit_id, track, times[first:end], good_values[first:end, do_columns],
+                                          good_values[first:end, temperature_columns], strain)  # fmt: skip
+            if sampled.stop > sampled.start:
+                unit_estimates = self._estimates(track, times[all_rows[sampled]], mean[sampled], cov[sampled],
+                                                 dilution[sampled], strain)  # fmt: skip
+                if unit_estimates is not None:
+                    estimates += [(unit_id, *row) for row in zip(*unit_estimates.values(), strict=True)]
+                    unit_decisions += self._harvest(unit_id, track, unit_estimates)
+            unit_decisions.sort(key=lambda decision: decision.time_us)  # stable: alarms before harvest advice
+            decisions += unit_decisions
         return decisions, estimates
 
     @staticmethod
-    def _dilution_before(track: UnitTrack, time_us: int) -> float:
-        """1 − Π(1 − f) of the pending dilutions at or before ``time_us`` (they are then applied)."""
-        survival = 1.0
-        keep = []
+    def _dilutions(track: UnitTrack, sample_times_us: np.ndarray) -> np.ndarray:
+        """Per sample, 1 − Π(1 − f) of the pending dilutions that fall on it: each at the first sample at or
+        after its time (then no longer pending); those after the last sample stay pending."""
+        survival = np.ones(sample_times_us.size)
+        pending = []
         for at, fraction in track.pending_dilution:
-            if at <= time_us:
-                survival *= 1.0 - fraction
+            k = int(np.searchsorted(sample_times_us, at, side="left"))
+            if k < survival.size:
+                survival[k] *= 1.0 - fraction
             else:
-                keep.append((at, fraction))
-        track.pending_dilution = keep
+                pending.append((at, fraction))
+        track.pending_dilution = pending
         return 1.0 - survival
 
-    def _estimate(self, track: UnitTrack, mean: np.ndarray, cov: np.ndarray, dilution: float,
-                  strain) -> tuple | None:  # fmt: skip
-        if np.isnan(mean[0]):  # the chain has not started
+    def _estimates(self, track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray,
+                   dilution: np.ndarray, strain) -> dict[str, np.ndarray] | None:  # fmt: skip
+        """One unit's estimate columns (``ESTIMATE_COLUMNS``) at its samples since the chain started; the running
+        totals (initial and harvested biomass, last biomass) move on to the last sample."""
+        started = ~np.isnan(mean[:, 0])
+        if not started.any():
             return None
-        columns = growth_rate_and_biomass(mean, cov)
-        biomass, biomass_sd = float(columns["biomass_g_per_l"]), float(columns["biomass_sd"])
+        columns = {name: values[started] for name, values in growth_rate_and_biomass(mean, cov).items()}
+        biomass, biomass_sd, dilution = columns["biomass_g_per_l"], columns["biomass_sd"], dilution[started]
         if track.initial is None:
-            track.initial = (biomass, biomass_sd)
-        if dilution > 0.0 and track.last_biomass is not None:
-            before, before_sd = track.last_biomass
-            track.harvested += dilution * before
-            track.harvested_variance += (dilution * before_sd) ** 2
-        track.last_biomass = (biomass, biomass_sd)
-        co2, co2_sd = co2_from_totals(np.array(biomass), np.array(biomass_sd), np.array(track.initial[0]),
-                                      np.array(track.initial[1]), np.array(track.harvested),
-                                      np.array(track.harvested_variance), track.volume_l,
+            track.initial = (float(biomass[0]), float(biomass_sd[0]))
+        before, before_sd = track.last_biomass if track.last_biomass is not None else (np.nan, np.nan)
+        before = np.r_[before, biomass[:-1]]  # X(t_h⁻): the estimate at the previous sample
+        before_sd = np.r_[before_sd, biomass_sd[:-1]]
+        removed = (dilution > 0.0) & ~np.isnan(before)
+        harvested = track.harvested + np.cumsum(np.where(removed, dilution * before, 0.0))
+        harvested_variance = track.harvested_variance + np.cumsum(np.where(removed, (dilution * before_sd) ** 2, 0.0))
+        track.harvested, track.harvested_variance = float(harvested[-1]), float(harvested_variance[-1])
+        track.last_biomass = (float(biomass[-1]), float(biomass_sd[-1]))
+        co2, co2_sd = co2_from_totals(biomass, biomass_sd, np.array(track.initial[0]), np.array(track.initial[1]),
+                                      harvested, harvested_variance, track.volume_l,
                                       strain.carbon_fraction)  # fmt: skip
-        rate, rate_sd = float(columns["growth_rate_per_h"]), float(columns["growth_rate_sd"])
-        probability = growth_stopped_probability(np.array([rate]), np.array([rate_sd]),
-                                                 self.harvest_policy.growth_threshold_per_h)  # fmt: skip
-        ready = bool(harvest_ready(probability[None, :], np.array([[biomass]]), self.harvest_policy,
-                                   np.array([track.harvest_ready]))[0, 0])  # fmt: skip
-        return biomass, biomass_sd, rate, rate_sd, float(co2), float(co2_sd), ready
+        rate, rate_sd = columns["growth_rate_per_h"], columns["growth_rate_sd"]
+        probability = growth_stopped_probability(rate, rate_sd, self.harvest_policy.growth_threshold_per_h)
+        ready = harvest_ready(probability[None, :], biomass[None, :], self.harvest_policy,
+                              np.array([track.harvest_ready]))[0]  # fmt: skip
+        return {"time_us": times_us[started], "biomass_g_per_l": biomass, "biomass_sd": biomass_sd,
+                "growth_rate_per_h": rate, "growth_rate_sd": rate_sd, "co2_captured_g": co2, "co2_captured_sd": co2_sd,
+                "harvest_ready": ready}  # fmt: skip
 
-    def _harvest(self, unit_id: str, time_us: int, track: UnitTrack, estimate: tuple) -> list[Decision]:
-        biomass, _, rate, rate_sd, _, _, ready = estimate
-        if rate * biomass > track.best_productivity:
-            track.best_productivity, track.best_biomass = rate * biomass, biomass
-        if ready == track.harvest_ready:
-            return []
-        track.harvest_ready = ready
-        if not ready:
-            return [Decision(unit_id, time_us, "harvest_clear", f"growth rate {rate:.4f} ± {rate_sd:.4f} 1/h is "
-                             "back above the harvest threshold", {"growth_rate_per_h": rate})]  # fmt: skip
-        fraction = float(recommended_fraction(np.array([track.best_biomass, biomass]),
-                                              np.array([track.best_productivity / track.best_biomass, rate]))[-1])
-        fraction = fraction if fraction > 0.0 else self.harvest_policy.fraction
-        return [Decision(unit_id, time_us, "harvest_ready",
-                         f"growth has stopped: μ = {rate:.4f} ± {rate_sd:.4f} 1/h at {biomass:.2f} g/L",
-                         {"fraction": round(fraction, 3), "biomass_g_per_l": biomass, "growth_rate_per_h": rate})]
-
-    def _alarms(self, unit_id: str, time_us: int, track: UnitTrack, do_values: np.ndarray,
-                temperatures: np.ndarray, strain) -> list[Decision]:  # fmt: skip
+    def _harvest(self, unit_id: str, track: UnitTrack, estimates: dict[str, np.ndarray]) -> list[Decision]:
+        """A decision at each change of the harvest_ready flag; the best productivity μ X so far (and its X, for
+        the recommended fraction) moves on sample by sample."""
         decisions = []
-        if do_values.size:
-            do = float(do_values.max())
-            loss = float(oxygen_growth_loss(np.array([do]), strain)[0])
-            degas = bool(with_hysteresis(np.array([loss]), np.array([track.degas]), self.alarm_policy)[0])
-            if degas != track.degas:
-                track.degas = degas
-                kind = "degas_on" if degas else "degas_off"
-                decisions.append(Decision(unit_id, time_us, kind, f"dissolved O2 {do:.1f} mg/L costs {loss:.0%} of "
-                                          "growth", {"do_mg_per_l": do, "growth_loss": loss}))  # fmt: skip
-        if temperatures.size:
-            losses = temperature_growth_loss(temperatures, strain)
-            worst = int(np.argmax(losses))
-            loss, temperature = float(losses[worst]), float(temperatures[worst])
-            alarm = bool(with_hysteresis(np.array([loss]), np.array([track.temperature_alarm]), self.alarm_policy)[0])
-            if alarm != track.temperature_alarm:
-                track.temperature_alarm = alarm
-                kind = "temperature_alarm" if alarm else "temperature_ok"
-                decisions.append(Decision(unit_id, time_us, kind, f"temperature {temperature:.1f} °C costs "
-                                          f"{loss:.0%} of growth (optimum {strain.t_opt_c:.0f} °C)",
-                                          {"temperature_c": temperature, "growth_loss": loss}))  # fmt: skip
+        previous = track.harvest_ready
+        for time_us, biomass, rate, rate_sd, ready in zip(
+                estimates["time_us"].tolist(), estimates["biomass_g_per_l"].tolist(),
+                estimates["growth_rate_per_h"].tolist(), estimates["growth_rate_sd"].tolist(),
+                estimates["harvest_ready"].tolist(), strict=True):  # fmt: skip
+            if rate * biomass > track.best_productivity:
+                track.best_productivity, track.best_biomass = rate * biomass, biomass
+            if ready == previous:
+                continue
+            previous = ready
+            if not ready:
+                decisions.append(Decision(unit_id, time_us, "harvest_clear", f"growth rate {rate:.4f} ± {rate_sd:.4f} "
+                                          "1/h is back above the harvest threshold", {"growth_rate_per_h": rate}))
+                continue
+            fraction = float(recommended_fraction(np.array([track.best_biomass, biomass]),
+                                                  np.array([track.best_productivity / track.best_biomass, rate]))[-1])
+            fraction = fraction if fraction > 0.0 else self.harvest_policy.fraction
+            decisions.append(Decision(unit_id, time_us, "harvest_ready",
+                                      f"growth has stopped: μ = {rate:.4f} ± {rate_sd:.4f} 1/h at {biomass:.2f} g/L",
+                                      {"fraction": round(fraction, 3), "biomass_g_per_l": biomass,
+                                       "growth_rate_per_h": rate}))  # fmt: skip
+        track.harvest_ready = previous
+        return decisions
+
+    def _alarms(self, unit_id: str, track: UnitTrack, times_us: np.ndarray, do_values: np.ndarray,
+                temperatures: np.ndarray, strain) -> list[Decision]:  # fmt: skip
+        """A decision at each change of the degas flag (the highest DO reading of a row) and of the temperature
+        alarm (the temperature reading that costs the most growth); rows without a reading keep the flag."""
+        decisions = []
+        do = np.fmax.reduce(do_values, axis=1)  # NaN only where the row has no DO reading
+        loss = oxygen_growth_loss(do, strain)
+        degas = alarm_flags(loss, track.degas, self.alarm_policy)
+        for k in np.flatnonzero(degas != np.r_[track.degas, degas[:-1]]).tolist():
+            kind = "degas_on" if degas[k] else "degas_off"
+            decisions.append(Decision(unit_id, int(times_us[k]), kind, f"dissolved O2 {do[k]:.1f} mg/L costs "
+                                      f"{loss[k]:.0%} of growth", {"do_mg_per_l": float(do[k]),
+                                                                   "growth_loss": float(loss[k])}))  # fmt: skip
+        track.degas = bool(degas[-1])
+        losses = temperature_growth_loss(temperatures, strain)
+        worst = np.where(np.isnan(losses), -np.inf, losses).argmax(axis=1)
+        rows = np.arange(worst.size)
+        loss, temperature = losses[rows, worst], temperatures[rows, worst]  # NaN where the row has none
+        alarm = alarm_flags(loss, track.temperature_alarm, self.alarm_policy)
+        for k in np.flatnonzero(alarm != np.r_[track.temperature_alarm, alarm[:-1]]).tolist():
+            kind = "temperature_alarm" if alarm[k] else "temperature_ok"
+            decisions.append(Decision(unit_id, int(times_us[k]), kind, f"temperature {temperature[k]:.1f} °C costs "
+                                      f"{loss[k]:.0%} of growth (optimum {strain.t_opt_c:.0f} °C)",
+                                      {"temperature_c": float(temperature[k]), "growth_loss": float(loss[k])}))
+        track.temperature_alarm = bool(alarm[-1])
         return decisions
 
     # ---- state ------------------------------------------------------------------------------------------------

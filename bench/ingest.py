@@ -6,7 +6,9 @@
    that sends every request it made before the time is up says so (then the service was faster than the
    requests prepared for it).
 2. MQTT: the same service bridged to the Mosquitto on 127.0.0.1:1883; publishers send messages of frames
-   with QoS 1; readings per second from the first publish to the service's last ack on the commands topic.
+   with QoS 1, at most 20 messages ahead of the service's acks (as the agent's window: a broker's bounded
+   queue must not drop what the service has not taken yet); readings per second from the first publish to
+   the service's last ack on the commands topic.
 3. Baseline: the same rows written with sqlite3's bulk insert (executemany into a table keyed by
    (unit, sensor, time), WAL, synchronous=FULL, one transaction per request's rows).
 4. Query: the last 24 h of one unit's 20 sensors at 1-minute resolution from a store holding
@@ -152,7 +154,8 @@ def bench_mqtt(seconds: float, frames_per_message: int, publishers: int, ceiling
         start = datetime.now(UTC) - timedelta(days=2)
         acked = {unit: 0 for unit in list(tokens)[:publishers]}
         published = dict.fromkeys(acked, 0)
-        lock = threading.Lock()
+        lock = threading.Condition()
+        window = 20  # messages a publisher may have waiting for the service's ack
 
         def on_message(client, userdata, message):
             payload = json.loads(message.payload)
@@ -160,6 +163,7 @@ def bench_mqtt(seconds: float, frames_per_message: int, publishers: int, ceiling
                 unit = message.topic.split("/")[1]
                 with lock:
                     acked[unit] += sum(last - first + 1 for first, last in payload["seqs"])
+                    lock.notify_all()
 
         clients = []
         for unit in acked:
@@ -177,10 +181,13 @@ def bench_mqtt(seconds: float, frames_per_message: int, publishers: int, ceiling
 
         def publish(unit: str, client) -> None:
             for body in prepared[unit][0]:
+                with lock:  # flow control, as the agent does: at most `window` messages not yet stored
+                    lock.wait_for(lambda: published[unit] - acked[unit] < window * frames_per_message, timeout=30)
                 if time.perf_counter() > stop:
                     return
                 client.publish(f"algaflow/{unit}/telemetry", body, qos=1).wait_for_publish(30)
-                published[unit] += frames_per_message
+                with lock:
+                    published[unit] += frames_per_message
 
         threads = [threading.Thread(target=publish, args=pair) for pair in clients]
         for thread in threads:

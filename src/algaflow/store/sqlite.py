@@ -79,7 +79,9 @@ INCOMING = """CREATE TEMP TABLE IF NOT EXISTS incoming (
     quality INTEGER NOT NULL, PRIMARY KEY (unit_id, sensor, time_us)) WITHOUT ROWID;
 CREATE TEMP TABLE IF NOT EXISTS arriving (
     unit_id TEXT NOT NULL, sensor TEXT NOT NULL, time_us INTEGER NOT NULL, value REAL NOT NULL,
-    quality INTEGER NOT NULL);"""
+    quality INTEGER NOT NULL);
+CREATE TEMP TABLE IF NOT EXISTS hour_keys (
+    unit_id TEXT NOT NULL, sensor TEXT NOT NULL, hour_us INTEGER NOT NULL, position INTEGER NOT NULL);"""
 # floor to the minute, also for times before 1970 (SQLite's % truncates toward zero)
 MINUTE_FLOOR = f"(time_us - ((time_us % {MINUTE_US}) + {MINUTE_US}) % {MINUTE_US})"
 HOUR_US = 60 * MINUTE_US
@@ -248,7 +250,8 @@ class SQLiteStore(Store):
     @staticmethod
     def _roll_up(connection: sqlite3.Connection, new_readings: str) -> None:
         """Fold the good readings of the table ``new_readings`` (all new) into the hourly blobs of minute
-        rollups (module doc): per minute count += n, sum += Σ, min and max widened."""
+        rollups (module doc): per minute count += n, sum += Σ, min and max widened. The hours touched are read
+        in one join, merged as one (hours, 4, 60) array and written back in one statement."""
         minutes = connection.execute(f"SELECT unit_id, sensor, {MINUTE_FLOOR} AS minute, COUNT(*), SUM(value), "
                                      f"MIN(value), MAX(value) FROM {new_readings} WHERE quality = 0 "
                                      "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3").fetchall()  # fmt: skip
@@ -258,22 +261,29 @@ class SQLiteStore(Store):
         minute_us = np.array(minute_us, dtype=np.int64)
         hour_us = minute_us - minute_us % HOUR_US  # a floor, also before 1970 (NumPy's % takes the divisor's sign)
         slot = (minute_us - hour_us) // MINUTE_US
-        values = np.array([count, total, low, high], dtype=np.float64)
         series = np.array([f"{unit}\0{sensor}" for unit, sensor in zip(units, sensors, strict=True)], dtype=object)
-        starts = np.flatnonzero(np.r_[True, (hour_us[1:] != hour_us[:-1]) | (series[1:] != series[:-1])])
-        rows = []
-        for first, end in zip(starts.tolist(), [*starts[1:].tolist(), len(minutes)], strict=True):
-            key = (units[first], sensors[first], int(hour_us[first]))
-            stored = connection.execute("SELECT minutes FROM rollup_hour WHERE unit_id = ? AND sensor = ? AND "
-                                        "hour_us = ?", key).fetchone()  # fmt: skip
-            hour = empty_hour() if stored is None else decode_hours([stored[0]])[0].copy()
-            at = slot[first:end]
-            hour[COUNT, at] += values[COUNT, first:end]
-            hour[TOTAL, at] += values[TOTAL, first:end]
-            hour[LOW, at] = np.minimum(hour[LOW, at], values[LOW, first:end])
-            hour[HIGH, at] = np.maximum(hour[HIGH, at], values[HIGH, first:end])
-            rows.append((*key, hour.astype("<f8").tobytes()))
-        connection.executemany("INSERT OR REPLACE INTO rollup_hour VALUES (?, ?, ?, ?)", rows)
+        new_key = np.r_[True, (hour_us[1:] != hour_us[:-1]) | (series[1:] != series[:-1])]  # rows are sorted
+        key_of_row = np.cumsum(new_key) - 1
+        firsts = np.flatnonzero(new_key).tolist()
+        keys = [(units[k], sensors[k], int(hour_us[k])) for k in firsts]
+        connection.execute("DELETE FROM temp.hour_keys")
+        connection.executemany("INSERT INTO temp.hour_keys VALUES (?, ?, ?, ?)",
+                               [(*key, k) for k, key in enumerate(keys)])  # fmt: skip
+        hours = np.broadcast_to(empty_hour(), (len(keys), 4, 60)).copy()
+        stored = connection.execute("SELECT k.position, r.minutes FROM temp.hour_keys k JOIN rollup_hour r ON "
+                                    "r.unit_id = k.unit_id AND r.sensor = k.sensor AND r.hour_us = k.hour_us")
+        stored = stored.fetchall()
+        if stored:
+            positions, blobs = zip(*stored, strict=True)
+            hours[list(positions)] = decode_hours(blobs)
+        at = (key_of_row, slot)
+        np.add.at(hours[:, COUNT], at, np.array(count, dtype=np.float64))
+        np.add.at(hours[:, TOTAL], at, np.array(total, dtype=np.float64))
+        np.minimum.at(hours[:, LOW], at, np.array(low, dtype=np.float64))
+        np.maximum.at(hours[:, HIGH], at, np.array(high, dtype=np.float64))
+        blobs = hours.astype("<f8")
+        connection.executemany("INSERT OR REPLACE INTO rollup_hour VALUES (?, ?, ?, ?)",
+                               [(*key, blobs[k].tobytes()) for k, key in enumerate(keys)])  # fmt: skip
 
     @staticmethod
     def _insert_events(connection: sqlite3.Connection, events: Sequence[StoredEvent]) -> int:

@@ -9,13 +9,13 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[sun,plot,postgres,service,test]"
+	$(BIN)/python -m pip install --quiet -e ".[sun,plot,postgres,service,dashboard,test]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/algaflow demo --out demo-output
+	$(BIN)/algaflow demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -28,4 +28,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/sim_vs_scipy.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output algaflow-data .pytest_cache

@@ -169,6 +169,7 @@ def test_ingest_is_whole_idempotent_and_logs_frames_in_arrival_order(store):
     assert (again.frames, again.readings, again.events) == (1, 2, 0)
     assert store.frame_log("r1").seq.tolist() == [0, 1, 2, 3]
     assert store.frame_log("r2").seq.tolist() == [0]
+    assert store.last_frame("r1") == (3, store.frame_log("r1").time_us.iloc[-1]) and store.last_frame("r3") is None
     assert len(store.readings("r1")) == 8 and store.events("r1").kind.tolist() == ["dilution"]
     with pytest.raises(UnknownUnitError, match="ghost"):
         store.ingest(_frames("r1", [4]) + _frames("ghost", [0]))

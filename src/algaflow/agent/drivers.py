@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS
+from algaflow.catalog.frames import EVENT_KINDS
 
 log = logging.getLogger("algaflow.agent")
 Sample = tuple[datetime, dict[str, float], list[dict]]
@@ -42,14 +43,21 @@ class TableDriver(Driver):
     """Play a long-format table (module doc)."""
 
     def __init__(self, telemetry: pd.DataFrame, events: pd.DataFrame | None = None,
-                 start: datetime | None = None, speed: float = 1.0) -> None:  # fmt: skip
+                 start: datetime | None = None, speed: float = 1.0,
+                 frame_period_s: float | None = None) -> None:  # fmt: skip
+        """``frame_period_s``: gather the readings of each period into one frame at the period's start, as an
+        agent polling its sensors on a tick does (default: a frame per distinct reading time)."""
         if speed <= 0:
             raise ValueError(f"speed must be > 0 (got {speed})")
+        if frame_period_s is not None and not frame_period_s > 0:
+            raise ValueError(f"frame_period_s must be > 0 (got {frame_period_s})")
         unknown = sorted(set(telemetry.sensor) - set(SENSORS))
         if unknown:
             raise ValueError(f"unknown sensor(s) {', '.join(unknown)} in the table; the catalog has "
                              f"{', '.join(SENSORS)}")  # fmt: skip
         times = pd.to_datetime(telemetry.time, utc=True)
+        if frame_period_s is not None:
+            times = times.dt.floor(pd.Timedelta(seconds=frame_period_s))
         origin = times.min()
         wide = telemetry.assign(time=times).pivot_table(index="time", columns="sensor", values="value",
                                                         aggfunc="first").sort_index()  # fmt: skip
@@ -59,6 +67,8 @@ class TableDriver(Driver):
         self._events: list[tuple[float, dict]] = []
         if events is not None and len(events):
             for row in events.itertuples(index=False):
+                if row.kind not in EVENT_KINDS:  # the simulator's own markers (fault windows) are not reported
+                    continue
                 params = row.params if isinstance(row.params, dict) else json.loads(row.params or "{}")
                 offset = (pd.Timestamp(row.time).tz_convert(UTC) - origin).total_seconds()
                 self._events.append((offset, {"kind": row.kind, "params": params}))
@@ -68,6 +78,20 @@ class TableDriver(Driver):
         self._wall_start = datetime.now(UTC)
         self._next = 0
         self._next_event = 0
+
+    def resume_at(self, moment: datetime) -> int:
+        """Go on from ``moment`` (what was delivered before a restart): the rows re-timed at or before it and
+        their events are dropped, and the accelerated clock continues from it instead of from ``start``.
+        Returns how many rows were dropped."""
+        reached = (moment - self.start).total_seconds()
+        self._wall_start = datetime.now(UTC) - timedelta(seconds=max(reached, 0.0) / self.speed)
+        end = int(np.searchsorted(self._offsets, reached, side="right"))
+        dropped = max(0, end - self._next)
+        self._next = max(self._next, end)
+        while self._next_event < len(self._events) and self._events[self._next_event][0] <= reached:
+            self._next_event += 1
+        self.finished = self._next >= len(self._offsets)
+        return dropped
 
     def poll(self, now: datetime) -> list[Sample]:
         """The rows whose re-timed time is due: start + offset ≤ start + speed × (wall time elapsed), and ≤ now."""
@@ -112,7 +136,8 @@ def replay_driver(path: str | Path, unit: str | None = None, start: datetime | N
 
 
 def simulated_driver(days: float = 2.0, seed: int = 0, strain: str | None = None, start: datetime | None = None,
-                     speed: float = 1.0, scenario: str | None = None) -> TableDriver:  # fmt: skip
+                     speed: float = 1.0, scenario: str | None = None,
+                     frame_period_s: float | None = None) -> TableDriver:  # fmt: skip
     """One simulated reactor (the simulator's first unit) as a driver."""
     from algaflow.sim.scenario import load_scenario, parse_scenario
     from algaflow.sim.simulate import simulate
@@ -123,7 +148,7 @@ def simulated_driver(days: float = 2.0, seed: int = 0, strain: str | None = None
         simulate(chosen, folder)
         telemetry = pd.read_parquet(Path(folder) / "telemetry.parquet")
         events = pd.read_parquet(Path(folder) / "events.parquet")
-    return TableDriver(telemetry, events, start, speed)
+    return TableDriver(telemetry, events, start, speed, frame_period_s)
 
 
 DRIVERS = {"simulated": simulated_driver, "replay": replay_driver}

@@ -22,7 +22,8 @@ from algaflow.catalog.sensors import SENSORS
 GOOD, OUT_OF_RANGE = 0, 1  # reading quality flags as stored
 QUALITY_NAMES = ("good", "out_of_range")
 EVENT_KINDS = ("harvest", "dilution", "dose_nitrate", "degas_on", "degas_off", "set_led", "set_air_flow",
-               "set_temperature", "set_co2", "dry_weight_sample", "calibration", "maintenance", "note")  # fmt: skip
+               "set_temperature", "set_co2", "dry_weight_sample", "calibration", "maintenance", "note",
+               "alarm_ack")  # fmt: skip
 MAX_READINGS = len(SENSORS)  # a frame holds at most one value per catalog sensor
 FUTURE_SLACK = timedelta(minutes=5)
 UNIT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # safe in an MQTT topic, a file name and a URL

@@ -185,11 +185,23 @@ def sensors_report(
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("demo-output"), "--out", help="folder for the report")) -> None:
-    """30-day simulation of a small fleet of every shipped strain; prints tables, saves figures."""
+def demo(data: Path = typer.Option(Path("algaflow-data"), "--data", help="folder for the store, outboxes and tokens"),
+         port: int = typer.Option(8050, "--port", help="HTTP port of the dashboard and the API"),
+         days: float = typer.Option(7.0, "--days", min=0.1, help="simulated days of history before now"),
+         speed: float = typer.Option(1440.0, "--speed", min=1.0, help="times real time (1440: a day a minute)"),
+         units: int = typer.Option(6, "--units", min=1, max=6, help="reactors in the demo fleet")) -> None:
+    """Live demo: service, embedded MQTT broker, a simulated agent per reactor, dashboard on :8050."""
     from algaflow.cli.demo import run_demo
 
-    run_demo(out, console)
+    run_demo(data, port, days, speed, units, console)
+
+
+@app.command()
+def report(out: Path = typer.Option(Path("demo-output"), "--out", help="folder for the report")) -> None:
+    """Offline: a 30-day simulation of a small fleet of every shipped strain; prints tables, saves figures."""
+    from algaflow.cli.report import run_report
+
+    run_report(out, console)
 
 
 @app.command()

@@ -30,8 +30,9 @@ from algaflow.catalog import SENSORS, strain_names
 from algaflow.catalog.frames import Frame, FrameEvent, UnitId
 from algaflow.service.auth import Principal, authenticate, issue_device_token, issue_user_token
 from algaflow.service.config import Settings
+from algaflow.service.events import EventRejectedError, record_event
 from algaflow.service.ingest import ForbiddenError, Ingestor
-from algaflow.store import ReadingBatch, StoredEvent, UnknownUnitError
+from algaflow.store import UnknownUnitError
 from algaflow.store.base import to_time_us
 
 API = "/api/v1"
@@ -323,22 +324,12 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
         params.g_per_l, also stored as a ``dry_weight`` reading)."""
         if not (caller.may_post_events or caller.may_write(unit_id)):
             raise HTTPException(403, "posting events needs an operator or admin token, or the unit's device token")
-        if posted.time.tzinfo is None:
-            raise HTTPException(422, "time must carry a time zone")
-        readings: dict[str, float] = {}
-        if posted.event.kind == "dry_weight_sample":
-            value = posted.event.params.get("g_per_l")
-            if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < 1000:
-                raise HTTPException(422, "a dry_weight_sample needs params.g_per_l, a number of g/L in [0, 1000)")
-            readings["dry_weight"] = float(value)
-        time_us = to_time_us(posted.time)
-        event = StoredEvent(unit_id, time_us, posted.event.kind, dict(posted.event.params))
-        new = store.write_events([event])
-        if readings:
-            store.write_readings(ReadingBatch([unit_id], ["dry_weight"], [time_us], [readings["dry_weight"]], [0]))
-        if ingestor.pipeline is not None:
-            ingestor.pipeline.submit(ReadingBatch([], [], [], [], []), [event])
-        return {"stored": bool(new), "unit_id": unit_id, "kind": posted.event.kind}
+        try:
+            new = record_event(store, ingestor.pipeline, unit_id, posted.event.kind, dict(posted.event.params),
+                               posted.time)  # fmt: skip
+        except EventRejectedError as error:
+            raise HTTPException(422, f"{error.field}: {error.message}") from None
+        return {"stored": new, "unit_id": unit_id, "kind": posted.event.kind}
 
     @app.post(f"{API}/tokens", status_code=201, response_model=TokenIssued)
     def post_token(request: TokenRequest, caller: Admin) -> TokenIssued:

@@ -63,6 +63,7 @@ class Ingestor:
         self.pipeline = pipeline
         self.counters = Counters()
         self.started = time.time()
+        self.last_heard: dict[str, float] = {}  # unit → wall-clock time (s) of its last stored frame
 
     def ingest(self, principal: Principal | None, frames: Sequence[Frame]) -> tuple[Ingested, dict[str, list]]:
         """Store ``frames`` if ``principal`` may write every unit they name (None: a trusted internal caller,
@@ -76,9 +77,12 @@ class Ingestor:
                 raise ForbiddenError(f"this token may not write unit(s) {', '.join(refused)}")
         batch = IngestBatch.from_frames(frames)
         stored = self.store.ingest(batch)
+        heard = time.time()
         with self.counters.lock:
             self.counters.frames += len(frames)
             self.counters.readings += len(batch.readings)
+            for unit in units:
+                self.last_heard[unit] = heard
         if self.pipeline is not None and self.pipeline.settings.enabled:
             self.pipeline.submit(batch.readings, batch.events)
         seqs: dict[str, list[int]] = {unit: [] for unit in sorted(units)}

@@ -202,6 +202,10 @@ class Store(ABC):
         """One unit's stored frames in the order they arrived: ``FRAME_COLUMNS``."""
 
     @abstractmethod
+    def last_frame(self, unit_id: str) -> tuple[int, int] | None:
+        """The (seq, time_us) of the unit's stored frame with the highest seq (its latest), or None."""
+
+    @abstractmethod
     def write_estimates(self, table: pd.DataFrame) -> int:
         """Store estimates of any units in one transaction (``unit_id`` and ``ESTIMATE_COLUMNS``); an estimate at
         a stored time replaces it. Returns rows written."""

@@ -205,6 +205,11 @@ class PostgresStore(Store):
         rows = self._query("SELECT seq, time_us FROM frames WHERE unit_id = %s ORDER BY arrival", (unit_id,))
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
+    def last_frame(self, unit_id: str) -> tuple[int, int] | None:
+        rows = self._query("SELECT seq, time_us FROM frames WHERE unit_id = %s ORDER BY seq DESC LIMIT 1",
+                           (unit_id,))  # fmt: skip
+        return None if not rows else (int(rows[0][0]), int(rows[0][1]))
+
     def _query(self, statement: str, parameters: tuple) -> list[tuple]:
         with self._lock, self._connection.transaction():
             return self._connection.execute(statement, parameters).fetchall()

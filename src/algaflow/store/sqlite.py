@@ -331,6 +331,11 @@ class SQLiteStore(Store):
                                       (unit_id,)).fetchall()  # fmt: skip
         return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
+    def last_frame(self, unit_id: str) -> tuple[int, int] | None:
+        row = self._reader().execute("SELECT seq, time_us FROM frames WHERE unit_id = ? ORDER BY seq DESC "
+                                     "LIMIT 1", (unit_id,)).fetchone()  # fmt: skip
+        return None if row is None else (int(row[0]), int(row[1]))
+
     def readings(self, unit_id: str, sensors: Sequence[str] | None = None, start_us: int | None = None,
                  end_us: int | None = None, every_s: int | None = None) -> pd.DataFrame:  # fmt: skip
         check_every_s(every_s)

@@ -1,0 +1,135 @@
+"""What the operator's views show, read from the store: each unit's latest estimate with its uncertainty, when
+it was last heard from, its alarms (open and past) and its CO2 captured; the fleet's total.
+
+Alarms are the live pipeline's decisions (service.pipeline) taken in pairs: ``degas_on`` opens the DO alarm
+and ``degas_off`` closes it, likewise ``temperature_alarm`` / ``temperature_ok`` and the harvest advice
+``harvest_ready`` / ``harvest_clear``. An alarm is open while its last decision is the opening one; an
+operator's ``alarm_ack`` event (params ``{"kind": ..., "time_us": ...}``) marks it acknowledged.
+
+Tree equivalent: the US EPA's Greenhouse Gas Equivalencies Calculator (Calculations and References) takes one
+acre of average US forest to remove 0.84 t CO2 from the air in a year (0.82–1.06 in other editions); a
+unit's captured CO2 over its days of estimates, scaled to a year, is that many acres.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from algaflow.store import Store
+
+ACRE_OF_FOREST_T_CO2_PER_YEAR = 0.84  # US EPA, Greenhouse Gas Equivalencies Calculator (forest sequestration)
+ALARMS = {"degas": ("degas_on", "degas_off"), "temperature": ("temperature_alarm", "temperature_ok"),
+          "harvest": ("harvest_ready", "harvest_clear")}  # fmt: skip
+OFFLINE_AFTER_S = 600.0  # a unit not heard from for this long is shown offline
+
+
+@dataclass(slots=True)
+class Alarm:
+    unit_id: str
+    kind: str  # a key of ALARMS
+    opened_us: int
+    reason: str
+    closed_us: int | None = None
+    acknowledged: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.closed_us is None
+
+
+@dataclass(slots=True)
+class UnitStatus:
+    """One row of the fleet view."""
+
+    unit_id: str
+    strain: str
+    site: str
+    last_seen_us: int | None
+    online: bool
+    biomass_g_per_l: float = np.nan
+    biomass_sd: float = np.nan
+    growth_rate_per_h: float = np.nan
+    growth_rate_sd: float = np.nan
+    co2_captured_g: float = np.nan
+    co2_captured_sd: float = np.nan
+    harvest_ready: bool = False
+    days_of_data: float = 0.0
+    alarms: list[Alarm] = field(default_factory=list)
+
+    @property
+    def open_alarms(self) -> list[Alarm]:
+        return [alarm for alarm in self.alarms if alarm.open]
+
+    @property
+    def tree_acres(self) -> float:
+        """Acres of forest that remove as much CO2 in a year as this unit at its rate so far (module doc)."""
+        if not self.days_of_data > 0 or not np.isfinite(self.co2_captured_g):
+            return np.nan
+        tonnes_per_year = self.co2_captured_g / 1e6 * 365.0 / self.days_of_data
+        return tonnes_per_year / ACRE_OF_FOREST_T_CO2_PER_YEAR
+
+
+def alarm_history(unit_id: str, decisions: pd.DataFrame, events: pd.DataFrame) -> list[Alarm]:
+    """Every alarm a unit's decisions opened, in time order, closed or still open; acknowledged per events."""
+    kind_of = {decision: (alarm, decision == pair[0]) for alarm, pair in ALARMS.items() for decision in pair}
+    opened: dict[str, Alarm] = {}
+    history: list[Alarm] = []
+    for row in decisions.itertuples(index=False):
+        if row.kind not in kind_of:
+            continue
+        alarm, opens = kind_of[row.kind]
+        if opens and alarm not in opened:
+            opened[alarm] = Alarm(unit_id, alarm, int(row.time_us), str(row.reason))
+            history.append(opened[alarm])
+        elif not opens and alarm in opened:
+            opened.pop(alarm).closed_us = int(row.time_us)
+    acknowledged = {(str(row.params.get("kind")), int(row.params.get("time_us", -1)))
+                    for row in events.itertuples(index=False) if row.kind == "alarm_ack"}  # fmt: skip
+    for alarm in history:
+        alarm.acknowledged = (alarm.kind, alarm.opened_us) in acknowledged
+    return history
+
+
+def unit_status(store: Store, unit_id: str, metadata: dict, now_us: int,
+                first_estimate_us: dict[str, int] | None = None,
+                heard_us: int | None = None) -> UnitStatus:  # fmt: skip
+    """The fleet view's row for one unit (module doc). Online: heard from within ``OFFLINE_AFTER_S`` of
+    ``now_us``, by ``heard_us`` (the wall-clock time its last frame arrived, when the service knows it) or
+    else by the time of its last frame. ``first_estimate_us`` remembers each unit's first estimate time
+    between calls (it never changes), so only the last hours of estimates are read each time."""
+    last = store.last_frame(unit_id)
+    last_seen = None if last is None else last[1]
+    heard = heard_us if heard_us is not None else last_seen
+    site = metadata.get("site") or {}
+    status = UnitStatus(unit_id, str(metadata.get("strain", "")), str(site.get("name", "") if isinstance(site, dict)
+                                                                     else site), last_seen,
+                        heard is not None and (now_us - heard) <= OFFLINE_AFTER_S * 1e6)  # fmt: skip
+    if last_seen is not None:
+        latest = store.estimates(unit_id, start_us=last_seen - 6 * 3_600_000_000)
+        if len(latest):
+            row = latest.iloc[-1]
+            for name in ("biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd", "co2_captured_g",
+                         "co2_captured_sd"):  # fmt: skip
+                setattr(status, name, float(row[name]))
+            status.harvest_ready = bool(row["harvest_ready"])
+            known = {} if first_estimate_us is None else first_estimate_us
+            if unit_id not in known:
+                known[unit_id] = int(store.estimates(unit_id).time_us.iloc[0])
+            status.days_of_data = (int(row["time_us"]) - known[unit_id]) / 86_400e6
+    status.alarms = alarm_history(unit_id, store.decisions(unit_id), store.events(unit_id))
+    return status
+
+
+def fleet_status(store: Store, now_us: int, first_estimate_us: dict[str, int] | None = None,
+                 heard_us: dict[str, int] | None = None) -> list[UnitStatus]:  # fmt: skip
+    """Every registered unit's row, by unit id (``heard_us``: wall-clock arrival of each unit's last frame)."""
+    heard_us = heard_us or {}
+    return [unit_status(store, unit_id, metadata, now_us, first_estimate_us, heard_us.get(unit_id))
+            for unit_id, metadata in sorted(store.units().items())]  # fmt: skip
+
+
+__all__ = ["ACRE_OF_FOREST_T_CO2_PER_YEAR", "ALARMS", "Alarm", "UnitStatus", "alarm_history", "fleet_status",
+           "unit_status"]

@@ -1,0 +1,56 @@
+"""The fleet view's rows from a store the live pipeline filled: latest estimate, alarms opened and closed by
+the pipeline's decisions and acknowledged by events, the forest equivalent by its definition."""
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from algaflow.dashboard.status import ACRE_OF_FOREST_T_CO2_PER_YEAR, alarm_history, fleet_status, unit_status
+from algaflow.service.events import record_event
+from algaflow.service.pipeline import LivePipeline
+from algaflow.store import open_store
+from algaflow.store.base import to_time_us
+from tests.service.test_pipeline import T0, culture_frames, feed
+
+
+@pytest.fixture
+def store(tmp_path):
+    with open_store(tmp_path / "algaflow.db") as opened:
+        opened.register_unit("r1", {"strain": "chlorella_vulgaris", "volume_l": 80.0, "site": {"name": "lab"}})
+        opened.register_unit("r2", {"strain": "chlorella_vulgaris"})
+        yield opened
+
+
+def test_rows_carry_the_latest_estimate_and_the_open_alarms(store):
+    frames = culture_frames("r1", steps=1000)  # DO above the degas threshold from step 900
+    for first in range(0, len(frames), 100):
+        store.ingest(frames[first:first + 100])
+    feed(LivePipeline(store), frames)
+    last_us = to_time_us(frames[-1].time)
+    row = unit_status(store, "r1", store.unit("r1"), now_us=last_us + 60_000_000)
+    latest = store.estimates("r1").iloc[-1]
+    assert row.online and row.last_seen_us == last_us and row.site == "lab"
+    assert row.biomass_g_per_l == latest.biomass_g_per_l and row.growth_rate_sd == latest.growth_rate_sd
+    assert [alarm.kind for alarm in row.open_alarms] == ["degas"]
+    assert row.days_of_data == pytest.approx((last_us - store.estimates("r1").time_us.iloc[0]) / 86_400e6)
+    expected_acres = latest.co2_captured_g / 1e6 * 365.0 / row.days_of_data / ACRE_OF_FOREST_T_CO2_PER_YEAR
+    assert row.tree_acres == pytest.approx(expected_acres)
+    later = unit_status(store, "r1", store.unit("r1"), now_us=last_us + 3_600_000_000)
+    assert not later.online  # an hour without frames
+    empty = fleet_status(store, last_us)
+    assert [r.unit_id for r in empty] == ["r1", "r2"] and empty[1].last_seen_us is None
+    assert np.isnan(empty[1].biomass_g_per_l) and np.isnan(empty[1].tree_acres)
+
+
+def test_alarms_open_close_and_are_acknowledged(store):
+    t = [to_time_us(T0 + timedelta(hours=h)) for h in range(6)]
+    decisions = pd.DataFrame({"time_us": t, "kind": ["degas_on", "temperature_alarm", "degas_off", "degas_on",
+                                                     "harvest_ready", "note"],
+                              "reason": list("abcdef"), "params": [{}] * 6})  # fmt: skip
+    record_event(store, None, "r1", "alarm_ack", {"kind": "degas", "time_us": t[0]}, datetime.now(UTC))
+    history = alarm_history("r1", decisions, store.events("r1"))
+    assert [(a.kind, a.opened_us, a.closed_us, a.acknowledged) for a in history] == [
+        ("degas", t[0], t[2], True), ("temperature", t[1], None, False), ("degas", t[3], None, False),
+        ("harvest", t[4], None, False)]

@@ -12,12 +12,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[sun,plot,postgres,service,dashboard,test]"
 	@touch $(STAMP)
 
+# The dashboard's browser tests drive Debian's chromium (Playwright with the system browser, no download).
+CHROMIUM_STAMP := $(VENV)/.chromium
+$(CHROMIUM_STAMP): $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
+	@touch $@
+
 venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/algaflow demo
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -n 2 --durations=10
 

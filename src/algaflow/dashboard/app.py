@@ -185,9 +185,8 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             html.H3("Record an event"),
             html.Div([
                 html.Div([html.Label("kind", htmlFor="event-kind"),
-                          dcc.Dropdown(id="event-kind", options=[{"label": v, "value": k} for k, v in
-                                                                 EVENT_FORM_KINDS.items()], value="harvest",
-                                       clearable=False, style={"width": "22em"})]),
+                          dcc.RadioItems(id="event-kind", options=[{"label": v, "value": k} for k, v in
+                                                                   EVENT_FORM_KINDS.items()], value="harvest")]),
                 html.Div([html.Label("value (fraction, or g/L for a dry weight)", htmlFor="event-value"),
                           dcc.Input(id="event-value", type="number", value=0.7, step="any"),
                           html.Span(id="event-value-error", className="field-error", style={"color": "#b2182b"})]),

@@ -169,3 +169,38 @@ def test_the_operator_workflow_in_a_real_browser(live, tmp_path):
         expect(page.locator("#event-submit")).to_be_disabled(timeout=20_000)
         browser.close()
     assert to_time_us(live.frames["r1"][999].time) == live.store.last_frame("r1")[1]
+
+
+def test_a_month_of_twenty_sensors_and_a_hundred_units_stay_responsive(live):
+    """Timings for the note (printed, not asserted): the unit view over 30 days of 20 sensors at 1 min, and
+    the fleet view of 100 units."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from algaflow.store import ReadingBatch
+
+    sensors = ["temp_tank", "temp_tube", "ph_tank", "ph_tube", "do_tank", "do_tube", "dco2_tank", "od680", "od750",
+               "turbidity_tank", "turbidity_tube", "par_surface", "par_back", "led_power", "co2_gas_in",
+               "co2_gas_out", "o2_gas_out", "air_flow", "water_flow", "temp_ambient"]  # fmt: skip
+    end_us = to_time_us(datetime.now(UTC))
+    times = end_us - (pd.RangeIndex(30 * 1440)[::-1].to_numpy() * 60_000_000)
+    count = times.size * len(sensors)
+    live.store.write_readings(ReadingBatch(["r3"] * count, [s for s in sensors for _ in times],
+                                           list(times) * len(sensors), [1.0] * count, [0] * count))  # fmt: skip
+    ingest(live, "r3", 0, 1200)
+    for k in range(97):
+        live.store.register_unit(f"u{k:03d}", {"strain": "chlorella_vulgaris"})
+    live.pipeline.wait()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        sign_in(page, live, "reader")
+        began = time.perf_counter()
+        expect(page.locator("#fleet-table a")).to_have_count(50, timeout=30_000)  # the first page of 100
+        print(f"\nfleet view of 100 units: {time.perf_counter() - began:.2f} s")
+        began = time.perf_counter()
+        page.goto(live.url + "/unit/r3?range=30 days")
+        expect(page.locator("#sensor-graph .main-svg").first).to_be_visible(timeout=30_000)
+        expect(page.locator("#sensor-graph .annotation-text", has_text="water_flow")).to_have_count(1, timeout=30_000)
+        print(f"unit view, 30 days × 20 sensors ({count:,} readings stored): {time.perf_counter() - began:.2f} s")
+        assert page.get_by_label("30 days").is_checked()
+        browser.close()

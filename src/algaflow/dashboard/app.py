@@ -6,9 +6,9 @@ Views (``dcc.Location`` paths):
                     alarms, CO2 captured (per unit and in all, with its forest equivalent); sortable and
                     filterable, refreshed every ``refresh_s`` without a reload
     /unit/<id>      one unit: fused estimates with their bands and harvests, the forecast of the next
-                    harvest, raw sensor traces downsampled by the server for the chosen time range, the
-                    events log with a form to record a harvest, dilution, dry-weight sample or note, and
-                    CSV / Parquet export
+                    harvest, raw sensor traces downsampled by the server for the chosen time range
+                    (``?range=6 h`` … ``30 days``, ``all``; 24 h by default), the events log with a form
+                    to record a harvest, dilution, dry-weight sample or note, and CSV / Parquet export
     /alarms         open and past alarms with their reasons; operators acknowledge them
 
 Sign-in: a user token (``algaflow admin issue-token user --role reader|operator|admin``), kept in the
@@ -22,6 +22,7 @@ import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 
 import dash
 import numpy as np
@@ -100,8 +101,8 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         return token, ""
 
     @app.callback(Output("page", "children"), Output("sign-in", "style"), Output("who", "children"),
-                  Input("url", "pathname"), Input("token", "data"))
-    def page(path, token):
+                  Input("url", "pathname"), Input("token", "data"), State("url", "search"))
+    def page(path, token, search):
         principal = signed_in(token)
         if principal is None:
             return html.P("Sign in with a user token to see the fleet."), {}, ""
@@ -112,7 +113,8 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             unit_id = match["unit"]
             if store.unit(unit_id) is None:
                 return html.P(f"no unit {unit_id!r}"), hidden, who
-            return unit_layout(unit_id, principal), hidden, who
+            chosen = parse_qs((search or "").lstrip("?")).get("range", ["24 h"])[0]
+            return unit_layout(unit_id, principal, chosen if chosen in RANGES_H else "24 h"), hidden, who
         if path == "/alarms":
             return alarms_layout(principal), hidden, who
         return fleet_layout(), hidden, who
@@ -165,15 +167,16 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         return rows, total
 
     # ---- one unit ---------------------------------------------------------------------------------------------
-    def unit_layout(unit_id: str, principal: Principal):
+    def unit_layout(unit_id: str, principal: Principal, chosen: str = "24 h"):
         metadata = store.unit(unit_id) or {}
         may_post = principal.may_post_events
         return html.Div([
             dcc.Store(id="unit-id", data=unit_id),
+            dcc.Interval(id="sensor-tick", interval=int(max(refresh_s, 1.0) * 10_000)),
             html.H2(f"Unit {unit_id}"),
             html.P(f"strain {metadata.get('strain', '?')}, volume {metadata.get('volume_l', '?')} L, sensors "
                    f"{', '.join(metadata.get('sensors') or []) or 'as they report'}"),
-            html.Div([html.Label("time range "), dcc.RadioItems(id="range", options=list(RANGES_H), value="24 h",
+            html.Div([html.Label("time range "), dcc.RadioItems(id="range", options=list(RANGES_H), value=chosen,
                                                                inline=True)]),
             html.Div(id="unit-summary"),
             dcc.Graph(id="growth-graph"),
@@ -203,17 +206,21 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             dcc.Download(id="export-download"),
         ])
 
-    @app.callback(Output("growth-graph", "figure"), Output("sensor-graph", "figure"),
-                  Output("events-table", "data"), Output("unit-summary", "children"),
-                  Input("tick", "n_intervals"), Input("range", "value"), State("unit-id", "data"),
-                  State("token", "data"))  # fmt: skip
-    def unit_data(_tick, chosen, unit_id, token):
-        if signed_in(token) is None or unit_id is None:
-            raise dash.exceptions.PreventUpdate
+    def unit_window(unit_id: str, chosen: str) -> tuple[int | None, int, float | None]:
+        """[start, end) of the chosen range, ending at the unit's last frame (or now)."""
         hours = RANGES_H.get(chosen)
         last = store.last_frame(unit_id)
         end_us = (last[1] + 1) if last else int(clock() * 1e6)
-        start_us = None if hours is None else end_us - int(hours * HOUR_US)
+        return (None if hours is None else end_us - int(hours * HOUR_US)), end_us, hours
+
+    @app.callback(Output("growth-graph", "figure"), Output("events-table", "data"), Output("unit-summary", "children"),
+                  Input("tick", "n_intervals"), Input("range", "value"), State("unit-id", "data"),
+                  State("token", "data"))  # fmt: skip
+    def unit_live(_tick, chosen, unit_id, token):
+        """What changes with every frame: estimates, their forecast and the events (light enough for each tick)."""
+        if signed_in(token) is None or unit_id is None:
+            raise dash.exceptions.PreventUpdate
+        start_us, end_us, _ = unit_window(unit_id, chosen)
         estimates = store.estimates(unit_id, start_us, end_us)
         events = store.events(unit_id, start_us, end_us)
         forecast_us = None
@@ -223,7 +230,6 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                                                   HarvestPolicy().growth_threshold_per_h)[-1]  # fmt: skip
             if np.isfinite(hours_left) and hours_left > 0:
                 forecast_us = float(estimates.time_us.iloc[-1] + hours_left * HOUR_US)
-        readings = store.readings(unit_id, start_us=start_us, end_us=end_us, every_s=_bucket_s(hours))
         all_events = store.events(unit_id)
         log = [{"time": _when(int(r.time_us)), "kind": r.kind, "params": str(r.params or "")}
                for r in all_events.iloc[::-1].itertuples(index=False)]  # fmt: skip
@@ -235,7 +241,16 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                        f"{_fmt(row.co2_captured_g, row.co2_captured_sd, 1)} g; harvest "
                        f"{'ready' if row.harvest_ready else 'not yet'}"
                        + (f", forecast {_when(int(forecast_us))}" if forecast_us else ""))  # fmt: skip
-        return growth_figure(estimates, events, forecast_us), sensor_figure(readings), log, summary
+        return growth_figure(estimates, events, forecast_us), log, summary
+
+    @app.callback(Output("sensor-graph", "figure"), Input("sensor-tick", "n_intervals"), Input("range", "value"),
+                  State("unit-id", "data"), State("token", "data"))  # fmt: skip
+    def unit_sensors(_tick, chosen, unit_id, token):
+        """The raw traces, downsampled by the server to about 500 points per sensor: on a slower tick."""
+        if signed_in(token) is None or unit_id is None:
+            raise dash.exceptions.PreventUpdate
+        start_us, end_us, hours = unit_window(unit_id, chosen)
+        return sensor_figure(store.readings(unit_id, start_us=start_us, end_us=end_us, every_s=_bucket_s(hours)))
 
     @app.callback(Output("event-message", "children"), Output("event-value-error", "children"),
                   Output("event-time-error", "children"), Input("event-submit", "n_clicks"),

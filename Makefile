@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint bench clean venv
 
@@ -19,9 +20,15 @@ $(CHROMIUM_STAMP): $(STAMP)
 		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }
 	@touch $@
 
+# The demo needs only what runs: no test tools, peers or browser (a quicker first start).
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e ".[sun,service,dashboard]"
+	@touch $(DEMO_STAMP)
+
 venv: $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(BIN)/algaflow demo
 
 test: $(STAMP) $(CHROMIUM_STAMP)

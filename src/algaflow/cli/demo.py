@@ -99,6 +99,8 @@ class LiveDemo:
                                                "user_tokens": self.user_tokens}, indent=1))  # fmt: skip
         self.agents: list = []
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def _register(self) -> None:
         from algaflow.service.auth import authenticate, issue_device_token, issue_user_token
@@ -120,14 +122,28 @@ class LiveDemo:
                 self.user_tokens[role] = issue_user_token(store, role, f"demo {role}")
 
     def start(self) -> None:
-        """The service (broker, bridge, pipeline), then one agent thread per unit."""
+        """The service (broker, bridge, pipeline), then, in the background, one agent thread per unit as soon as
+        its culture is simulated (the dashboard answers meanwhile)."""
+        self.service.start()
+        self._launcher = threading.Thread(target=self._start_agents, name="demo-agents", daemon=True)
+        self._launcher.start()
+
+    def _start_agents(self) -> None:
+        try:
+            self._start_each_agent()
+        except Exception:  # stopped while a culture was being simulated, or a broken scenario: say so, keep serving
+            if not self._stopping.is_set():
+                log.exception("could not start the demo's agents")
+
+    def _start_each_agent(self) -> None:
         from algaflow.agent.agent import Agent
         from algaflow.agent.drivers import simulated_driver
         from algaflow.agent.outbox import Outbox
         from algaflow.agent.transport import MqttTransport
 
-        self.service.start()
         for unit in self.fleet:
+            if self._stopping.is_set():
+                return
             driver = simulated_driver(days=self.days, seed=unit.seed, start=self.start_time, speed=self.speed,
                                       scenario=str(scenario_path(unit.scenario)), frame_period_s=60.0)  # fmt: skip
             last = self.service.store.last_frame(unit.unit_id)
@@ -137,9 +153,14 @@ class LiveDemo:
                                       client_id=f"algaflow-demo-{unit.unit_id}")  # fmt: skip
             agent = Agent(driver, Outbox(self.data / "outbox" / f"{unit.unit_id}.db", unit.unit_id), transport)
             thread = threading.Thread(target=agent.run, name=f"agent-{unit.unit_id}", daemon=True)
-            self.agents.append(agent)
-            self._threads.append(thread)
-            thread.start()
+            with self._lock:
+                if self._stopping.is_set():
+                    transport.close()
+                    agent.outbox.close()
+                    return
+                self.agents.append(agent)
+                self._threads.append(thread)
+                thread.start()
 
     def serve(self) -> None:
         """Serve HTTP (API and dashboard) until interrupted."""
@@ -149,6 +170,10 @@ class LiveDemo:
         uvicorn.run(self.service.app, host=http.host, port=http.port, log_level="warning", access_log=False)
 
     def stop(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
         for agent in self.agents:
             agent.stop()
         for thread in self._threads:
@@ -161,7 +186,7 @@ class LiveDemo:
 
 def run_demo(data: Path, port: int, days: float, speed: float, units: int, console: Console) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    with console.status("starting the service, simulating the fleet's cultures …"):
+    with console.status("starting the service …"):
         demo = LiveDemo(data, port, days, speed, units)
         demo.start()
     url = f"http://{demo.settings.http.host}:{demo.settings.http.port}/"
@@ -169,7 +194,8 @@ def run_demo(data: Path, port: int, days: float, speed: float, units: int, conso
                   f"{demo.start_time:%Y-%m-%d %H:%M} UTC at {demo.speed:g}× real time; data in {demo.data}")
     console.print(f"dashboard: [bold]{url}[/bold]   API: {url}api/v1/docs   MQTT: 127.0.0.1:{demo.mqtt_port}")
     console.print(f"sign in with the admin token:  [bold]{demo.user_tokens['admin']}[/bold]")
-    console.print(f"(read-only token: {demo.user_tokens['reader']}); Ctrl-C stops everything")
+    console.print(f"(read-only token: {demo.user_tokens['reader']}); the agents start as their cultures are "
+                  "simulated; Ctrl-C stops everything")
     try:
         demo.serve()
     finally:

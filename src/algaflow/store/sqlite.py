@@ -130,11 +130,34 @@ class SQLiteStore(Store):
         self._writer_connection = _connect(self.path)
         self._writer_connection.executescript(SCHEMA)
         self._writer_connection.executescript(INCOMING)
+        self._migrate_minute_rollups(self._writer_connection)
         self._local = threading.local()
         self._jobs: queue.Queue[_Job | None] = queue.Queue()
         self._writer = threading.Thread(target=self._write_loop, name="algaflow-sqlite-writer", daemon=True)
         self._writer.start()
         self._closed = False
+
+    @staticmethod
+    def _migrate_minute_rollups(connection: sqlite3.Connection) -> None:
+        """A store written by an earlier algaflow kept a row per minute (``rollup_1min``): fold those rows into
+        the hourly blobs once, in one transaction, and drop the old table."""
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'rollup_1min'").fetchone() is None:
+            return
+        connection.execute("BEGIN IMMEDIATE")
+        rows = connection.execute("SELECT unit_id, sensor, minute_us, count, total, low, high FROM rollup_1min "
+                                  "ORDER BY unit_id, sensor, minute_us").fetchall()  # fmt: skip
+        if rows:
+            units, sensors, minute_us, *values = zip(*rows, strict=True)
+            minute_us = np.array(minute_us, dtype=np.int64)
+            hour_us = minute_us - minute_us % HOUR_US
+            blobs: dict[tuple[str, str, int], np.ndarray] = {}
+            for k, key in enumerate(zip(units, sensors, hour_us.tolist(), strict=True)):
+                hour = blobs.setdefault(key, empty_hour())
+                hour[:, (minute_us[k] - key[2]) // MINUTE_US] = [values[row][k] for row in range(4)]
+            connection.executemany("INSERT OR REPLACE INTO rollup_hour VALUES (?, ?, ?, ?)",
+                                   [(*key, hour.astype("<f8").tobytes()) for key, hour in blobs.items()])  # fmt: skip
+        connection.execute("DROP TABLE rollup_1min")
+        connection.execute("COMMIT")
 
     # ---- the single writer -------------------------------------------------------------------------------
     def _write_loop(self) -> None:

@@ -86,9 +86,13 @@ def ingest(service, unit: str, first: int, end: int) -> None:
 
 
 def sign_in(page, service, role: str) -> None:
+    """Sign in and wait until the token is kept (a navigation before that would find no token)."""
+    from playwright.sync_api import expect
+
     page.goto(service.url + "/")
     page.fill("#token-input", service.tokens[role])
     page.click("#sign-in-button")
+    expect(page.locator("#who")).to_contain_text(f"signed in: {role}", timeout=20_000)
 
 
 def fleet_cell(page, unit: str, column: str) -> str:

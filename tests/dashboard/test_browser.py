@@ -128,6 +128,12 @@ def test_the_operator_workflow_in_a_real_browser(live, tmp_path):
         expect(page.locator("#alarms-table tr", has=page.locator("td[data-dash-column='unit']", has_text="r1"))
                .locator("td[data-dash-column='alarm']", has_text="degas")).to_have_count(1, timeout=10_000)  # fmt: skip
         assert page.evaluate("window.__marker") == "no reload"
+        degas_row = page.locator("#alarms-table tr", has=page.locator("td[data-dash-column='alarm']", has_text="degas"))
+        degas_row.locator("input[type='checkbox']").check()
+        page.click("#acknowledge")
+        expect(page.locator("#acknowledge-message")).to_have_text("1 alarm(s) acknowledged", timeout=10_000)
+        expect(degas_row.locator("td[data-dash-column='acknowledged']")).to_have_text("yes", timeout=10_000)
+        assert live.store.events("r1").kind.tolist()[-1] == "alarm_ack"
 
         # the unit view: bad input is refused next to its field, and nothing is stored
         page.goto(live.url + "/unit/r2")

@@ -2,6 +2,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -53,3 +54,15 @@ def serve(env: dict, port: int) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.1)
     raise RuntimeError("the service did not start")
+
+
+def bridged_service(tmp_path, prefix: str, metadata: dict) -> tuple[Service, str]:
+    """A service (not yet started) bridged to the Mosquitto on 127.0.0.1:1883 in a shared group of its own,
+    with one fresh unit registered; returns it and the unit id."""
+    settings = Settings.model_validate({"store": {"url": str(tmp_path / f"{prefix}.db")},
+                                        "mqtt": {"mode": "external", "port": 1883,
+                                                 "shared_group": f"{prefix}{uuid.uuid4().hex[:8]}"}})  # fmt: skip
+    service = Service(settings)
+    unit = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    service.store.register_unit(unit, metadata)
+    return service, unit

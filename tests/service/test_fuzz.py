@@ -7,7 +7,6 @@ run uses 10,000)."""
 import json
 import os
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as mqtt
@@ -17,9 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from algaflow.catalog import SENSORS
 from algaflow.catalog.frames import Frame
-from algaflow.service.config import Settings
-from algaflow.service.server import Service
-from tests.service.conftest import bearer
+from tests.service.conftest import bearer, bridged_service
 
 EXAMPLES = int(os.environ.get("ALGAFLOW_FUZZ_EXAMPLES", "2500"))
 NOW = datetime.now(UTC)
@@ -73,12 +70,7 @@ def test_the_http_api_refuses_hostile_input_with_4xx_and_stores_nothing_of_it(se
 
 def test_the_mqtt_bridge_refuses_and_counts_hostile_messages(tmp_path, require_service):
     require_service("Mosquitto", 1883)
-    group = f"fuzz{uuid.uuid4().hex[:8]}"
-    config = Settings.model_validate({"store": {"url": str(tmp_path / "fuzz.db")},
-                                      "mqtt": {"mode": "external", "port": 1883, "shared_group": group}})
-    service = Service(config)
-    unit = f"fuzz-{uuid.uuid4().hex[:8]}"
-    service.store.register_unit(unit, {})
+    service, unit = bridged_service(tmp_path, "fuzz", {})
     service.start()
     payloads: list[bytes] = []
 

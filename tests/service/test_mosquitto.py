@@ -18,11 +18,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from algaflow.service.auth import issue_device_token
-from algaflow.service.config import Settings
 from algaflow.service.mosquitto import SERVICE_USER, write_mosquitto_config
-from algaflow.service.server import Service
 from algaflow.store import open_store
-from tests.service.conftest import free_port
+from tests.service.conftest import bridged_service, free_port
 
 
 def connect(port: int, user: str, password: str, on_message=None) -> tuple[mqtt.Client, object]:
@@ -96,12 +94,7 @@ def test_a_device_publishes_only_under_its_own_unit(mosquitto):
 
 def test_the_bridge_stores_what_it_acknowledges_and_refuses_the_rest(tmp_path, require_service):
     require_service("Mosquitto", 1883)
-    group = f"test{uuid.uuid4().hex[:8]}"
-    settings = Settings.model_validate({"store": {"url": str(tmp_path / "bridge.db")},
-                                        "mqtt": {"mode": "external", "port": 1883, "shared_group": group}})
-    service = Service(settings)
-    unit = f"bridge-{uuid.uuid4().hex[:8]}"
-    service.store.register_unit(unit, {"sensors": ["od750"]})
+    service, unit = bridged_service(tmp_path, "bridge", {"sensors": ["od750"]})
     service.start()
     try:
         assert service.bridge.connected.wait(10)

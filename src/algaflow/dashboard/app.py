@@ -29,13 +29,13 @@ import numpy as np
 from dash import Dash, Input, Output, State, dash_table, dcc, html
 
 from algaflow.control.harvest import HarvestPolicy, hours_until_growth_stops
-from algaflow.dashboard.figures import growth_figure, sensor_figure
+from algaflow.dashboard.figures import Z95, growth_figure, sensor_figure
 from algaflow.dashboard.status import alarm_history, fleet_status
 from algaflow.service.auth import Principal, authenticate
 from algaflow.service.events import EventRejectedError, record_event
 from algaflow.service.pipeline import LivePipeline
 from algaflow.store import Store
-from algaflow.store.base import to_time_us
+from algaflow.store.base import time_window, to_time_us
 
 RANGES_H = {"6 h": 6, "24 h": 24, "7 days": 168, "30 days": 720, "all": None}
 EVENT_FORM_KINDS = {"harvest": "harvest done (fraction removed)", "dilution": "dilution (fraction replaced)",
@@ -54,7 +54,7 @@ def _bucket_s(hours: float | None) -> int:
 def _fmt(mean: float, sd: float, digits: int, scale: float = 1.0) -> str:
     if not np.isfinite(mean):
         return "–"
-    return f"{mean * scale:.{digits}f} ± {1.959964 * sd * scale:.{digits}f}"
+    return f"{mean * scale:.{digits}f} ± {Z95 * sd * scale:.{digits}f}"
 
 
 def _when(time_us: int | None) -> str:
@@ -222,7 +222,9 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             raise dash.exceptions.PreventUpdate
         start_us, end_us, _ = unit_window(unit_id, chosen)
         estimates = store.estimates(unit_id, start_us, end_us)
-        events = store.events(unit_id, start_us, end_us)
+        all_events = store.events(unit_id)  # the log shows them all; the figure those in the range
+        first_us, last_us = time_window(start_us, end_us)
+        events = all_events[(all_events.time_us >= first_us) & (all_events.time_us < last_us)]
         forecast_us = None
         if len(estimates) > 2:
             times_h = estimates.time_us.to_numpy() / HOUR_US
@@ -230,7 +232,6 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                                                   HarvestPolicy().growth_threshold_per_h)[-1]  # fmt: skip
             if np.isfinite(hours_left) and hours_left > 0:
                 forecast_us = float(estimates.time_us.iloc[-1] + hours_left * HOUR_US)
-        all_events = store.events(unit_id)
         log = [{"time": _when(int(r.time_us)), "kind": r.kind, "params": str(r.params or "")}
                for r in all_events.iloc[::-1].itertuples(index=False)]  # fmt: skip
         summary = "no estimates yet"

@@ -294,33 +294,40 @@ def _inverse_spd(a: np.ndarray) -> np.ndarray:
     return out
 
 
+@njit(cache=True, error_model="numpy")
+def rts_step(mean, cov, predicted_mean, predicted_cov, transition, smooth_mean, smooth_cov, out_mean, out_cov, gain,
+             scratch_a, scratch_b) -> None:  # fmt: skip
+    """One RTS step back: G = P_k F_{k+1}ᵀ (P⁻_{k+1})⁻¹, m^s_k = m_k + G (m^s_{k+1} − m⁻_{k+1}),
+    P^s_k = P_k + G (P^s_{k+1} − P⁻_{k+1}) Gᵀ. ``scratch_a``, ``scratch_b``: n × n work arrays."""
+    n = mean.shape[0]
+    inverse = _inverse_spd(predicted_cov)
+    scratch_a[:, :] = 0.0
+    _product_transposed(cov, transition, scratch_a, scratch_b)  # P_k F_{k+1}ᵀ
+    _product(scratch_b, inverse, gain)
+    for i in range(n):
+        value = mean[i]
+        for q in range(n):
+            value += gain[i, q] * (smooth_mean[q] - predicted_mean[q])
+        out_mean[i] = value
+    difference = smooth_cov - predicted_cov
+    _product(gain, difference, scratch_a)
+    _product_transposed(scratch_a, gain, cov, out_cov)
+
+
 @njit(cache=True, error_model="numpy", parallel=True)
 def backward_pass(mean, cov, predicted_mean, predicted_cov, transition, smooth_mean, smooth_cov, gain):
-    """RTS: G_k = P_k F_{k+1}ᵀ (P⁻_{k+1})⁻¹, m^s_k = m_k + G_k (m^s_{k+1} − m⁻_{k+1}),
-    P^s_k = P_k + G_k (P^s_{k+1} − P⁻_{k+1}) G_kᵀ, for every unit (batch) from the last step back."""
+    """RTS (:func:`rts_step`) for every unit (batch) from the last step back."""
     units, steps, n = mean.shape
     for u in prange(units):
-        zero = np.zeros((n, n))
-        pf = np.empty((n, n))  # P_k F_{k+1}ᵀ
-        g = np.empty((n, n))
-        gd = np.empty((n, n))
+        scratch_a = np.empty((n, n))
+        scratch_b = np.empty((n, n))
         smooth_mean[u, steps - 1] = mean[u, steps - 1]
         smooth_cov[u, steps - 1] = cov[u, steps - 1]
         gain[u, steps - 1] = 0.0
         for k in range(steps - 2, -1, -1):
-            f = transition[u, k + 1]
-            inverse = _inverse_spd(predicted_cov[u, k + 1])
-            _product_transposed(cov[u, k], f, zero, pf)
-            _product(pf, inverse, g)
-            gain[u, k] = g
-            for i in range(n):
-                value = mean[u, k, i]
-                for q in range(n):
-                    value += g[i, q] * (smooth_mean[u, k + 1, q] - predicted_mean[u, k + 1, q])
-                smooth_mean[u, k, i] = value
-            difference = smooth_cov[u, k + 1] - predicted_cov[u, k + 1]
-            _product(g, difference, gd)
-            _product_transposed(gd, g, cov[u, k], smooth_cov[u, k])
+            rts_step(mean[u, k], cov[u, k], predicted_mean[u, k + 1], predicted_cov[u, k + 1], transition[u, k + 1],
+                     smooth_mean[u, k + 1], smooth_cov[u, k + 1], smooth_mean[u, k], smooth_cov[u, k], gain[u, k],
+                     scratch_a, scratch_b)  # fmt: skip
 
 
 def _batched(array: np.ndarray, units: int, steps: int, tail: int, name: str) -> np.ndarray:

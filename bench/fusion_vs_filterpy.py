@@ -1,9 +1,9 @@
 """Speed of the batched growth estimator against FilterPy's ExtendedKalmanFilter, in one run.
 
-The same 4-state model (ℓ = ln X, μ, OD baseline b, drift d; fusion.growth) and the same OD samples:
+The same 4-state model (biomass X, μ, OD baseline b, drift d; fusion.growth) and the same OD samples:
 1,000 units × 1,440 one-minute steps. algaflow filters the whole batch in one compiled call; FilterPy's
-``ExtendedKalmanFilter`` (predict with F and Q, update with the OD factor's statistically linearised
-Jacobian, predicted OD and noise, given per call as FilterPy allows) is looped over units and steps as
+``ExtendedKalmanFilter`` (predict with the process factor's mean, Jacobian F and Q, update with the linear
+OD factor and its noise, given per call as FilterPy allows) is looped over units and steps as
 its documentation shows, keeping μ only; ours keeps every step's mean and covariance
 (``keep_priors=False``: not the priors a smoother would need). FilterPy runs on ``--peer-units`` of
 them (its rate per unit-update does not depend on how many units it loops over). For the comparison
@@ -25,11 +25,11 @@ from filterpy.kalman import ExtendedKalmanFilter
 
 from algaflow.fusion.growth import (
     BASELINE,
-    LOG_BIOMASS,
+    BIOMASS,
     N_GROWTH_STATE,
     GrowthModel,
     filter_growth,
-    first_valid_od,
+    first_valid_index,
     initial_belief,
     process_factor,
     smooth_growth,
@@ -46,36 +46,40 @@ def cultures(units: int, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndar
     return times, od
 
 
+class _GrowthEKF(ExtendedKalmanFilter):
+    """FilterPy's EKF with the process factor's non-linear mean X e^{μΔt} (its documented extension point,
+    ``predict_x``); F and Q are the factor's Jacobian and noise, set before each ``predict``."""
+
+    predicted: np.ndarray
+
+    def predict_x(self, u=0):
+        self.x = self.predicted[:, None].copy()
+
+
 def filterpy_growth_rate(times: np.ndarray, od: np.ndarray, model: GrowthModel) -> np.ndarray:
     """FilterPy's EKF on the same factors, one unit at a time."""
     parameters = model.as_array()
     n = N_GROWTH_STATE
     slope, noise_abs, noise_rel = model.od_per_g_per_l, model.od_noise_sd, model.od_relative_noise
     out = np.empty(od.shape)
-    transition, process_noise = np.empty((n, n)), np.empty((n, n))
-
-    # The OD factor under the prior N(x, P): E[a e^ℓ] = a e^{m + P_ℓℓ/2}, H_ℓ = that, Ω = H_ℓ² (e^{P_ℓℓ} − 1 − P_ℓℓ).
-    def expected_signal(x, cov):
-        return slope * np.exp(x[LOG_BIOMASS, 0] + 0.5 * cov[LOG_BIOMASS, LOG_BIOMASS])
+    transition, process_noise, predicted = np.empty((n, n)), np.empty((n, n)), np.empty(n)
+    row = np.zeros((1, n))
+    row[0, BIOMASS], row[0, BASELINE] = slope, 1.0  # OD = a X + b: linear
 
     for u in range(od.shape[0]):
-        ekf = ExtendedKalmanFilter(dim_x=n, dim_z=1)
+        ekf = _GrowthEKF(dim_x=n, dim_z=1)
         mean, cov = np.empty(n), np.empty((n, n))
-        initial_belief(first_valid_od(times[u], od[u], parameters), parameters, mean, cov)
+        initial_belief(od[u, first_valid_index(times[u], od[u], parameters)], parameters, mean, cov)
         ekf.x, ekf.P = mean[:, None].copy(), cov.copy()
         for k in range(od.shape[1]):
             dt = times[u, k] - times[u, k - 1] if k else 0.0
-            process_factor(dt, 0.0, parameters, transition, process_noise)
-            ekf.F, ekf.Q = transition, process_noise
+            process_factor(dt, 1.0, 0.0, parameters, ekf.x[:, 0], transition, process_noise, predicted)
+            ekf.F, ekf.Q, ekf.predicted = transition, process_noise, predicted
             ekf.predict()
-            signal = expected_signal(ekf.x, ekf.P)
-            spread = ekf.P[LOG_BIOMASS, LOG_BIOMASS]
-            row = np.zeros((1, n))
-            row[0, LOG_BIOMASS], row[0, BASELINE] = signal, 1.0
-            predicted = signal + ekf.x[BASELINE, 0]
-            level = max(abs(predicted), abs(od[u, k]))
-            variance = noise_abs**2 + (noise_rel * level) ** 2 + signal**2 * (np.expm1(spread) - spread)
-            ekf.update(np.array([[od[u, k]]]), lambda x, row=row: row, lambda x, p=predicted: np.array([[p]]),
+            expected = float((row @ ekf.x)[0, 0])
+            level = max(abs(expected), abs(od[u, k]))
+            variance = noise_abs**2 + (noise_rel * level) ** 2
+            ekf.update(np.array([[od[u, k]]]), lambda x: row, lambda x, p=expected: np.array([[p]]),
                        R=np.array([[variance]]))
             out[u, k] = ekf.x[1, 0]
     return out

@@ -72,16 +72,15 @@ def score_case(case: SuiteCase, model: GrowthModel) -> dict[str, float]:
     peer = pioreactor_growth_rate(times, od, dilution)
     peer_s = time.perf_counter() - start
     scored = slice(max(WARMUP_SAMPLES, int(np.searchsorted(times, SETTLE_H))), None)
-    truth_rate, truth_log_biomass = true_rate[scored], np.log(true_biomass[scored])
+    truth_rate, truth_biomass = true_rate[scored], true_biomass[scored]
     row = {"peer_sq": float(np.mean((peer[scored] - truth_rate) ** 2)), "ours_s": ours_s, "peer_s": peer_s,
            "samples": float(od.size)}  # fmt: skip
     for name, estimates in (("od", ours), ("all", informed)):
         rate, rate_sd = estimates.growth_rate_per_h[0, scored], estimates.growth_rate_sd[0, scored]
-        log_biomass, log_biomass_sd = estimates.mean[0, scored, 0], np.sqrt(estimates.cov[0, scored, 0, 0])
+        biomass, biomass_sd = estimates.biomass_g_per_l[0, scored], estimates.biomass_sd[0, scored]
         row |= {f"{name}_sq": float(np.mean((rate - truth_rate) ** 2)),
                 f"{name}_rate_cover": float(np.mean(np.abs(rate - truth_rate) <= Z95 * rate_sd)),
-                f"{name}_biomass_cover": float(np.mean(np.abs(log_biomass - truth_log_biomass)
-                                                       <= Z95 * log_biomass_sd))}  # fmt: skip
+                f"{name}_biomass_cover": float(np.mean(np.abs(biomass - truth_biomass) <= Z95 * biomass_sd))}
     return row
 
 

@@ -108,24 +108,26 @@ def test_too_late_measurement_is_refused_with_a_reason(record):
 
 
 def test_late_dry_weight_on_the_growth_chain():
-    """A dry weight (ln DW = ℓ + v) typed in 6 h after sampling: the smoothed biomass at the sample time is
-    what the batch would give, and its sd shrinks towards the measurement's."""
+    """A dry weight (DW = X + v, g/L) typed in 6 h after sampling, on the growth chain's process factor
+    linearised at X = 0.5 g/L, μ = 0 (a linear chain, as the fixed-lag smoother needs): the smoothed biomass
+    at the sample time is pulled to it, and its sd shrinks towards the measurement's."""
     model = GrowthModel().as_array()
+    reference = np.array([0.5, 0.0, 0.0, 0.0])
 
     def growth_process(dt):
         transition, noise = np.empty((N_GROWTH_STATE, N_GROWTH_STATE)), np.empty((N_GROWTH_STATE, N_GROWTH_STATE))
-        process_factor(dt, 0.0, model, transition, noise)
+        process_factor(dt, 1.0, 0.0, model, reference, transition, noise, np.empty(N_GROWTH_STATE))
         return transition, noise
 
-    prior_mean = np.array([[np.log(0.5), 0.03, 0.0, 0.0]])
-    prior_cov = np.diag([0.2, 0.01, 1e-4, 1e-8])[None]
+    prior_mean = np.array([[0.5, 0.03, 0.0, 0.0]])
+    prior_cov = np.diag([0.05, 0.01, 1e-4, 1e-8])[None]
     smoother = FixedLagSmoother(prior_mean, prior_cov, lag_h=12.0, process=growth_process)
     dry_weight = np.array([[1.0, 0.0, 0.0, 0.0]])
     for hour in range(1, 10):
         smoother.advance(float(hour))
     sd_before = np.sqrt(smoother.smoothed()[1].cov[0, 2, 0, 0])
-    assert smoother.measure(3.0, dry_weight, np.array([[0.03**2]]), np.array([[np.log(0.6)]]))
+    assert smoother.measure(3.0, dry_weight, np.array([[0.015**2]]), np.array([[0.6]]))
     times, smoothed = smoother.smoothed()
     at = np.searchsorted(times, 3.0)
-    assert np.sqrt(smoothed.cov[0, at, 0, 0]) < 0.031 < sd_before
-    assert abs(smoothed.mean[0, at, 0] - np.log(0.6)) < 0.01
+    assert np.sqrt(smoothed.cov[0, at, 0, 0]) < 0.0151 < sd_before
+    assert abs(smoothed.mean[0, at, 0] - 0.6) < 0.005

@@ -33,10 +33,11 @@ def _culture(rng, hours=48.0, every_min=1.0, harvest_at=25.0, fraction=0.7, spik
     return t, mu, od, dilution, spikes
 
 
-def test_process_noise_is_the_exact_discretisation_of_the_continuous_model():
-    """Van Loan (1978): Q = ∫₀^Δt e^{As} L Lᵀ e^{Aᵀs} ds from the block exponential."""
+def test_process_noise_is_the_exact_log_space_discretisation_carried_to_biomass():
+    """Van Loan (1978): Q_ℓ = ∫₀^Δt e^{As} L Lᵀ e^{Aᵀs} ds from the block exponential, for dℓ = μ dt, db = d dt;
+    the factor's Q is J Q_ℓ Jᵀ with J = diag(X_k, 1, 1, 1), and its F the Jacobian of the mean map."""
     model = GrowthModel()
-    dt = 0.37
+    dt, survival, rate_input = 0.37, 0.3, 0.004
     n = N_GROWTH_STATE
     a = np.zeros((n, n))
     a[0, 1] = 1.0  # dℓ/dt = μ
@@ -48,13 +49,28 @@ def test_process_noise_is_the_exact_discretisation_of_the_continuous_model():
     block[:n, n:] = diffusion
     block[n:, n:] = a.T
     exponential = expm(block * dt)
-    transition_reference = exponential[n:, n:].T
-    noise_reference = transition_reference @ exponential[:n, n:]
-    transition, noise = np.empty((n, n)), np.empty((n, n))
-    shift = process_factor(dt, 0.7, model.as_array(), transition, noise)
-    np.testing.assert_allclose(transition, transition_reference, rtol=1e-12)
-    np.testing.assert_allclose(noise, noise_reference, rtol=1e-9, atol=1e-18)
-    assert shift == pytest.approx(np.log(0.3), rel=1e-12)
+    noise_log_space = exponential[n:, n:].T @ exponential[:n, n:]
+    parameters = model.as_array()
+    mean = np.array([0.4, 0.05, 0.01, 2e-4])
+
+    def step(state):
+        transition, noise, predicted = np.empty((n, n)), np.empty((n, n)), np.empty(n)
+        process_factor(dt, survival, rate_input, parameters, state, transition, noise, predicted)
+        return transition, noise, predicted
+
+    transition, noise, predicted = step(mean)
+    biomass = 0.4 * survival * np.exp(0.05 * dt + 0.5 * rate_input * dt)
+    np.testing.assert_allclose(predicted, [biomass, 0.05 + rate_input, 0.01 + 2e-4 * dt, 2e-4], rtol=1e-12)
+    jacobian = np.diag([biomass, 1.0, 1.0, 1.0])
+    np.testing.assert_allclose(noise, jacobian @ noise_log_space @ jacobian.T, rtol=1e-9, atol=1e-18)
+    central = np.empty((n, n))
+    for j in range(n):
+        h = 1e-6 * max(abs(mean[j]), 1e-3)
+        up, down = mean.copy(), mean.copy()
+        up[j] += h
+        down[j] -= h
+        central[:, j] = (step(up)[2] - step(down)[2]) / (2 * h)
+    np.testing.assert_allclose(transition, central, rtol=1e-7, atol=1e-10)
 
 
 def test_growth_rate_tracks_the_truth_with_honest_bands():
@@ -80,11 +96,11 @@ def test_a_known_harvest_moves_biomass_in_one_step_and_leaves_the_growth_rate_al
     jumps = np.flatnonzero(unannounced.flags[0] == LEVEL_JUMP)
     assert jumps.size == 1 and 0 < t[jumps[0]] - 25.0 < 0.1
     later = t > 27.0
-    true_log_biomass = np.log(0.1) + np.concatenate([[0.0], np.cumsum(mu[:-1] * np.diff(t))])
-    true_log_biomass[t >= 25.0] += np.log(0.3)
-    for result in (estimates, unannounced):  # the truth stays inside the ±1.96 sd band of ln X, either way
-        standardised = (result.mean[0, later, 0] - true_log_biomass[later]) / np.sqrt(result.cov[0, later, 0, 0])
-        assert np.all(np.abs(standardised) < 1.96)
+    true_biomass = 0.1 * np.exp(np.concatenate([[0.0], np.cumsum(mu[:-1] * np.diff(t))]))
+    true_biomass[t >= 25.0] *= 0.3
+    for result in (estimates, unannounced):  # the truth stays inside the ±1.96 sd band of X, either way
+        standardised = (result.biomass_g_per_l[0, later] - true_biomass[later]) / result.biomass_sd[0, later]
+        assert np.all(np.abs(standardised) < 1.96), np.abs(standardised).max()
     k = int(np.searchsorted(t, 25.0))
     ratio = estimates.biomass_g_per_l[0, k + 1] / estimates.biomass_g_per_l[0, k - 1]
     assert ratio == pytest.approx(0.3, rel=0.05)
@@ -163,30 +179,30 @@ def test_model_and_input_checks_name_the_problem():
 
 
 def test_statistical_linearisation_matches_monte_carlo_regression():
-    """The OD factor's H and linearisation noise are the statistical linear regression of h(z) = a e^ℓ + c e^{2ℓ}
-    + b on z under the Gaussian prior: H = Cov(h, z) P⁻¹, Ω = Var h − H P Hᵀ (Monte Carlo reference)."""
+    """The OD factor's H and linearisation noise are the statistical linear regression of h(z) = a X + c X² + b
+    on z under the Gaussian prior: H = Cov(h, z) P⁻¹, Ω = Var h − H P Hᵀ (Monte Carlo reference)."""
     from algaflow.fusion.growth import GrowthModel, od_measurement_factor
 
     model = GrowthModel(od_per_g_per_l=0.9, od_quadratic=-0.05, od_noise_sd=1e-9, od_relative_noise=0.0).as_array()
-    mean = np.array([np.log(0.8), 0.03, 0.01, 0.0])
-    root = np.array([[0.5, 0, 0, 0], [0.02, 0.01, 0, 0], [0.004, 0, 0.01, 0], [0, 0, 0.001, 0.002]])
+    mean = np.array([0.8, 0.03, 0.01, 0.0])
+    root = np.array([[0.4, 0, 0, 0], [0.02, 0.01, 0, 0], [0.004, 0, 0.01, 0], [0, 0, 0.001, 0.002]])
     cov = root @ root.T
     observation, noise, measurement = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
     predicted = od_measurement_factor(mean, cov, 0.7, model, observation, noise, measurement)
     rng = np.random.default_rng(0)
     z = rng.multivariate_normal(mean, cov, 2_000_000)
-    h = 0.9 * np.exp(z[:, 0]) - 0.05 * np.exp(2 * z[:, 0]) + z[:, 2]
+    h = 0.9 * z[:, 0] - 0.05 * z[:, 0] ** 2 + z[:, 2]
     cross = (z - z.mean(axis=0)).T @ (h - h.mean()) / (h.size - 1)  # Cov(z, h) = P Hᵀ
     assert predicted == pytest.approx(h.mean(), rel=2e-3)
     np.testing.assert_allclose(cov @ observation[0], cross, rtol=0.01, atol=1e-5)
-    omega = h.var() - cross @ np.linalg.solve(cov, cross)
+    omega = h.var() - cross @ np.linalg.solve(np.cov(z.T), cross)  # the sample's own regression
     assert noise[0, 0] == pytest.approx(omega, rel=0.05)
+    assert measurement[0] == pytest.approx(0.7 - predicted + observation[0] @ mean, rel=1e-12)
 
 
 def test_daily_samples_of_an_exponential_culture_give_its_rate():
-    """One sample a day: the prior on ln X is wide, and the OD factor is linearised at the posterior
-    (iterated update, for readings well above noise). Linearised at the prior, E[X] = e^{m + P/2} sits far
-    above the median and every sample looked low, dragging μ negative."""
+    """One sample a day: the process factor is linearised over a whole day, with μ still uncertain; the
+    rate is still found within the noise, and the band covers it."""
     days = np.arange(12.0)
     rate = 0.4 / 24.0  # 1/h
     od = 0.2 * np.exp(rate * 24.0 * days) * (1 + 0.01 * np.random.default_rng(3).standard_normal(days.size))

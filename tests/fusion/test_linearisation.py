@@ -4,13 +4,14 @@ OD factor's closed-form moments as the sigma-point rule's limit."""
 import numpy as np
 from filterpy.kalman import MerweScaledSigmaPoints, UnscentedKalmanFilter, unscented_transform
 
-from algaflow.fusion.growth import GrowthModel, od_measurement_factor
+from algaflow.fusion.growth import GrowthModel
 from algaflow.fusion.linearisation import (
     SigmaPointRule,
     jacobian_linearisation,
     linearised_update,
     sigma_point_linearisation,
 )
+from algaflow.fusion.od_factor import log_od_measurement_factor, od_measurement_factor
 
 
 def range_and_bearing(points: np.ndarray) -> np.ndarray:
@@ -84,15 +85,34 @@ def test_absent_rows_leave_the_belief_unchanged():
     np.testing.assert_allclose(posterior_cov, cov)
 
 
-def test_od_factor_is_the_limit_of_sigma_points():
-    """The OD curve's closed-form log-normal moments are the exact statistical linear regression: 60-node
-    Gauss–Hermite quadrature of E[h] and Cov(ℓ, h)/P_ℓℓ matches them to 1e-10, and the 9 default sigma
-    points of the 4-state come within 1–2 % (at sd 0.3 in ln X)."""
+def test_biomass_od_factor_is_the_statistical_linear_regression():
+    """In biomass coordinates the curve a X + c X² + b is quadratic: 60-node Gauss–Hermite quadrature of E[h],
+    Cov(X, h)/P_XX and the residual variance matches the closed form to 1e-10."""
+    model = GrowthModel(od_per_g_per_l=1.1, od_quadratic=0.05, od_noise_sd=1e-9, od_relative_noise=0.0).as_array()
+    mean = np.array([0.4, 0.02, 0.01, 0.0])
+    cov = np.diag([0.12**2, 1e-4, 1e-4, 1e-8])
+    observation, noise, linear = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
+    predicted = od_measurement_factor(mean, cov, 0.5, model, observation, noise, linear)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
+    weights = weights / weights.sum()
+    biomass = mean[0] + np.sqrt(cov[0, 0]) * nodes
+    curve = 1.1 * biomass + 0.05 * biomass**2
+    slope = (weights @ ((biomass - mean[0]) * curve)) / cov[0, 0]
+    residual = weights @ (curve - weights @ curve) ** 2 - slope**2 * cov[0, 0]
+    np.testing.assert_allclose(predicted, weights @ curve + mean[2], rtol=1e-10)
+    np.testing.assert_allclose(observation[0], [slope, 0.0, 1.0, 0.0], rtol=1e-10)
+    np.testing.assert_allclose(noise[0, 0], residual + 1e-18, rtol=1e-8)
+
+
+def test_log_od_factor_is_the_limit_of_sigma_points():
+    """In log coordinates the OD curve's closed-form log-normal moments are the exact statistical linear
+    regression: 60-node Gauss–Hermite quadrature of E[h] and Cov(ℓ, h)/P_ℓℓ matches them to 1e-10, and the
+    9 default sigma points of the 4-state come within 1–2 % (at sd 0.3 in ln X)."""
     model = GrowthModel(od_per_g_per_l=1.1, od_quadratic=0.05).as_array()
     mean = np.array([np.log(0.4), 0.02, 0.01, 0.0])
     cov = np.diag([0.3**2, 1e-4, 1e-4, 1e-8])
     observation, noise, linear = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
-    predicted = od_measurement_factor(mean, cov, 0.5, model, observation, noise, linear)
+    predicted = log_od_measurement_factor(mean, cov, 0.5, model, observation, noise, linear)
     nodes, weights = np.polynomial.hermite_e.hermegauss(60)
     weights = weights / weights.sum()
     log_biomass = mean[0] + np.sqrt(cov[0, 0]) * nodes

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from algaflow.fusion.growth import INVALID, MISSING, GrowthModel, filter_growth
-from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
+from algaflow.fusion.online import STATE_FORMAT, OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
 
 
 def _cultures(seed: int, units: int, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,4 +80,6 @@ def test_estimate_columns_and_bad_input():
     with pytest.raises(ValueError, match="dilution_fraction"):
         chains.update([0], [0.2], [0.5], [1.0])
     with pytest.raises(ValueError, match="lacks"):
-        OnlineGrowthFilter.from_state({"mean": np.zeros((1, 4))})
+        OnlineGrowthFilter.from_state({"mean": np.zeros((1, 4)), "format": [STATE_FORMAT]})
+    with pytest.raises(StateFormatError, match="layout 1"):  # an older release's state (the chain on ln X)
+        OnlineGrowthFilter.from_state({name: value for name, value in chains.state().items() if name != "format"})

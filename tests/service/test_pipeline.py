@@ -1,5 +1,6 @@
 """The live pipeline against the batch estimator it streams, and across a restart."""
 
+import io
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,7 +14,7 @@ from algaflow.control.harvest import HarvestPolicy
 from algaflow.fusion.estimator import sensor_growth_model
 from algaflow.fusion.growth import filter_growth
 from algaflow.service.config import PipelineSettings
-from algaflow.service.pipeline import LivePipeline
+from algaflow.service.pipeline import STATE_NAME, LivePipeline
 from algaflow.store import open_store
 from algaflow.store.base import IngestBatch
 
@@ -92,6 +93,29 @@ def test_a_restart_resumes_from_checkpoint_and_replay_as_if_it_never_stopped(sto
     np.testing.assert_allclose(got.growth_rate_per_h, expected.growth_rate_per_h, rtol=1e-12)
     feed(resumed, frames[:400])  # resent frames are not processed twice
     assert len(store.estimates("r2")) == 400
+
+
+def test_a_checkpoint_of_an_older_layout_is_set_aside_and_every_stored_reading_replayed(store, caplog):
+    """A checkpoint written by a release whose chain ran on ln X (layout 1, no "format") cannot be resumed:
+    the pipeline says so and rebuilds its state from the store, giving what an uninterrupted pipeline gave."""
+    frames = culture_frames("r2", steps=400, seed=4)
+    store.ingest(frames)
+    first = LivePipeline(store, PipelineSettings(checkpoint_every_s=1e9))
+    feed(first, frames)
+    first.checkpoint()
+    expected = store.estimates("r2").copy()
+    with np.load(io.BytesIO(store.load_state(STATE_NAME))) as saved:
+        older = {name: saved[name] for name in saved.files if name != "format"}
+    buffer = io.BytesIO()
+    np.savez(buffer, **older)
+    store.save_state(STATE_NAME, buffer.getvalue())
+    resumed = LivePipeline(store, PipelineSettings(checkpoint_every_s=1e9))
+    with caplog.at_level("WARNING", logger="algaflow.pipeline"):
+        assert resumed.restore() == 400 * 3
+    assert "layout 1" in caplog.text
+    got = store.estimates("r2")
+    np.testing.assert_allclose(got.biomass_g_per_l, expected.biomass_g_per_l, rtol=1e-12)
+    np.testing.assert_allclose(got.growth_rate_per_h, expected.growth_rate_per_h, rtol=1e-12)
 
 
 def test_batch_size_changes_nothing(tmp_path):

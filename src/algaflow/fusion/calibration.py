@@ -74,14 +74,19 @@ class BiomassCalibration:
         with np.errstate(invalid="ignore"):
             return 2.0 * signal / (a + np.sqrt(a * a + 4.0 * c * signal))
 
-    def log_biomass_variance(self, biomass_g_per_l: np.ndarray) -> np.ndarray:
-        """Variance of ln X from the uncertainty of (c1, c2), common to every sample:
-        φᵀ Σ φ / (X h'(X))², φ = (X, X²), h'(X) = c1 + 2 c2 X."""
+    def biomass_variance(self, biomass_g_per_l: np.ndarray) -> np.ndarray:
+        """Variance of X (g/L)² from the uncertainty of (c1, c2), common to every sample:
+        φᵀ Σ φ / h'(X)², φ = (X, X²), h'(X) = c1 + 2 c2 X."""
         x = np.asarray(biomass_g_per_l, dtype=float)
         covariance = np.asarray(self.covariance)[1:, 1:]
         basis = np.stack([x**j for j in range(1, len(self.coefficients))], axis=-1)
         curve = np.einsum("...i,ij,...j->...", basis, covariance, basis)
-        return curve / (x * (self.slope + 2.0 * self.curvature * x)) ** 2
+        return curve / (self.slope + 2.0 * self.curvature * x) ** 2
+
+    def log_biomass_variance(self, biomass_g_per_l: np.ndarray) -> np.ndarray:
+        """Variance of ln X from the same: φᵀ Σ φ / (X h'(X))²."""
+        x = np.asarray(biomass_g_per_l, dtype=float)
+        return self.biomass_variance(x) / x**2
 
 
 def fit_biomass_calibration(dry_weight_g_per_l: np.ndarray, reading: np.ndarray, sensor: str, strain: str,

@@ -16,7 +16,7 @@ disagree, one of them drifts and the data cannot say which: the estimate is the 
 ("the chain's sensor is right", "the other one is") with equal weight, each the growth chain on that
 sensor, collapsed to one Gaussian by moment matching (as an interacting-multiple-model filter does):
 
-    m = (m₁ + m₂)/2,   P = (P₁ + P₂)/2 + (m₁ − m₂)² / 4      for ln X and for μ
+    m = (m₁ + m₂)/2,   P = (P₁ + P₂)/2 + (m₁ − m₂)² / 4      for X and for μ
 
 so the band spans both sensors' stories until they agree again.
 """
@@ -39,7 +39,9 @@ from algaflow.fusion.expected_rate import (
 )
 from algaflow.fusion.gas_balance import agreement, co2_from_gas_balance
 from algaflow.fusion.growth import (
+    BIOMASS,
     FLAG_NAMES,
+    GROWTH_RATE,
     GrowthEstimates,
     GrowthModel,
     dilution_before_samples,
@@ -135,7 +137,7 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     """``readings``: sensor → values at ``times_h`` (NaN where that sensor has no sample).
     ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it.
     ``calibrations``: fitted curves by sensor, used instead of the strain's slope; the uncertainty of
-    their slope and curvature, common to all samples, is added to var ln X at the output.
+    their slope and curvature, common to all samples, is added to var X at the output.
     ``candidates``: the biomass sensors it may use, in order of preference (the first with data is used).
     ``reactor``: geometry for the model's light response (default: the lab tubular loop); the model informs μ
     only where the unit has ``par_surface``."""
@@ -162,10 +164,10 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     if smooth:
         smoothed = smooth_growth(filtered)
         mean, cov = smoothed.mean[0], smoothed.cov[0]
-    log_biomass, log_variance = mean[:, 0], cov[:, 0, 0]
+    biomass, biomass_variance = mean[:, BIOMASS], cov[:, BIOMASS, BIOMASS]
     if calibration is not None:
-        log_variance = log_variance + calibration.log_biomass_variance(np.exp(log_biomass))
-    rate, rate_variance = mean[:, 1], cov[:, 1, 1]
+        biomass_variance = biomass_variance + calibration.biomass_variance(biomass)
+    rate, rate_variance = mean[:, GROWTH_RATE], cov[:, GROWTH_RATE, GROWTH_RATE]
     drifting = np.full(times.size, "", dtype=object)
     if others:
         other = others[0]
@@ -178,17 +180,15 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
             seen = index >= 0
             at = np.flatnonzero(disagree)[seen]
             index = index[seen]
-            other_log = np.log(alternative.biomass_g_per_l[index])
-            other_log_variance = (alternative.biomass_sd[index] / alternative.biomass_g_per_l[index]) ** 2
-            log_biomass, log_variance = (x.copy() for x in (log_biomass, log_variance))
+            biomass, biomass_variance = (x.copy() for x in (biomass, biomass_variance))
             rate, rate_variance = (x.copy() for x in (rate, rate_variance))
-            log_biomass[at], log_variance[at] = equal_mixture(log_biomass[at], log_variance[at], other_log,
-                                                              other_log_variance)  # fmt: skip
+            biomass[at], biomass_variance[at] = equal_mixture(biomass[at], biomass_variance[at],
+                                                              alternative.biomass_g_per_l[index],
+                                                              alternative.biomass_sd[index] ** 2)  # fmt: skip
             rate[at], rate_variance[at] = equal_mixture(rate[at], rate_variance[at],
                                                         alternative.growth_rate_per_h[index],
                                                         alternative.growth_rate_sd[index] ** 2)  # fmt: skip
-    biomass = np.exp(log_biomass)
-    biomass_sd = biomass * np.sqrt(log_variance)
+    biomass_sd = np.sqrt(biomass_variance)
     co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
     flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
     if stuck is not None:

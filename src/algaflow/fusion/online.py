@@ -1,13 +1,13 @@
 """The growth chain live: samples arrive one (or a few) at a time, for many units, and each advances only its
 own unit's belief (fusion.growth's factor chain, one :func:`~algaflow.fusion.growth.growth_step` per sample).
 
-Per unit the state is the chain's posterior N(m, P) over z = (ln X, μ, b, d), its clock and the current
+Per unit the state is the chain's posterior N(m, P) over z = (X, μ, b, d), its clock and the current
 run of rejected innovations, plus its measurement factor (a :class:`GrowthModel` as an array: each unit
 may read a different sensor). A unit's chain starts at its first valid sample, with the prior
 :func:`~algaflow.fusion.growth.initial_belief` of that sample, predicted over the time since the unit's first
-sample and shifted by any dilution announced before it: frame by frame this gives exactly what
-:func:`~algaflow.fusion.growth.filter_growth` gives on the whole series (the exactly discretised process
-composes, F(t₂)Q(t₁)F(t₂)ᵀ + Q(t₂) = Q(t₁ + t₂)).
+sample, its clock started at the unit's first sample and any dilution announced before it pending: frame by
+frame this gives exactly what :func:`~algaflow.fusion.growth.filter_growth` gives on the whole series, which
+starts its chains the same way.
 
 The state is a handful of arrays (:meth:`OnlineGrowthFilter.state`), so a service can save it and resume
 after a restart.
@@ -21,21 +21,29 @@ import numpy as np
 from numba import njit
 
 from algaflow.fusion.growth import (
+    BIOMASS,
     GROWTH_RATE,
-    INVALID,
     JUMP_CONFIRMATIONS,
-    LOG_BIOMASS,
-    MISSING,
     N_CLOCK,
     N_GROWTH_STATE,
-    OD_MAX,
-    OD_MIN,
+    PENDING_SURVIVAL,
     GrowthModel,
     growth_step,
     initial_belief,
+    pre_start_flag,
     start_clock,
+    starts_chain,
     step_scratch,
 )
+
+# Layout of :meth:`OnlineGrowthFilter.state`: 1 the chain on ln X with a 3-slot clock, 2 the chain on X
+# (fusion.growth) with the clock's log-step slot.
+STATE_FORMAT = 2
+
+
+class StateFormatError(ValueError):
+    """A saved filter state of another layout than this release's."""
+
 
 # Per unit, before its chain has started: its first sample's time and the dilution announced since.
 FIRST_TIME, PRE_START_LOG_SURVIVAL, STARTED = range(3)
@@ -58,16 +66,15 @@ def _advance(unit_index, times_h, values, dilution, models, mean, cov, clock, re
         if pre_start[u, STARTED] == 0.0:
             if math.isnan(pre_start[u, FIRST_TIME]) and math.isfinite(time):
                 pre_start[u, FIRST_TIME] = time
-            valid = math.isfinite(value) and model[OD_MIN] <= value <= model[OD_MAX] and math.isfinite(time)
-            if not valid:  # nothing to start from yet: the sample is flagged as the chain would flag it
+            if not starts_chain(time, value, model):  # nothing to start from yet: flagged as the batch chain flags it
                 pre_start[u, PRE_START_LOG_SURVIVAL] += math.log1p(-dilution[k]) if dilution[k] > 0.0 else 0.0
-                flags[k] = MISSING if math.isnan(value) else INVALID
+                flags[k] = pre_start_flag(time, value)
                 out_mean[k, :] = math.nan
                 out_cov[k, :, :] = math.nan
                 continue
             initial_belief(value, model, mean[u], cov[u])
-            mean[u, LOG_BIOMASS] += pre_start[u, PRE_START_LOG_SURVIVAL]
             start_clock(pre_start[u, FIRST_TIME], clock[u])
+            clock[u, PENDING_SURVIVAL] = math.exp(pre_start[u, PRE_START_LOG_SURVIVAL])
             rejected[u, :] = 0.0
             pre_start[u, STARTED] = 1.0
         previous_mean[:] = mean[u]
@@ -136,11 +143,17 @@ class OnlineGrowthFilter:
         return out_mean, out_cov, flags
 
     def state(self) -> dict[str, np.ndarray]:
-        """Everything needed to resume (copies)."""
-        return {name: getattr(self, name).copy() for name in self.STATE_ARRAYS}
+        """Everything needed to resume (copies), with the layout's version (:data:`STATE_FORMAT`)."""
+        return {name: getattr(self, name).copy() for name in self.STATE_ARRAYS} | {
+            "format": np.array([STATE_FORMAT], dtype=float)}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> OnlineGrowthFilter:
+        """Resume from :meth:`state`; a state of another layout (an older release's) is refused with
+        :class:`StateFormatError`, so the caller rebuilds it from the readings instead."""
+        saved_format = int(np.asarray(state.get("format", [1]))[0])
+        if saved_format != STATE_FORMAT:
+            raise StateFormatError(f"filter state has layout {saved_format}; this release reads {STATE_FORMAT}")
         missing = set(cls.STATE_ARRAYS) - set(state)
         if missing:
             raise ValueError(f"filter state lacks {', '.join(sorted(missing))}")
@@ -151,9 +164,8 @@ class OnlineGrowthFilter:
 
 
 def growth_rate_and_biomass(mean: np.ndarray, cov: np.ndarray) -> dict[str, np.ndarray]:
-    """Estimate columns from chain posteriors: μ and its sd, the biomass median e^ℓ and its delta-method sd."""
-    biomass = np.exp(mean[..., LOG_BIOMASS])
-    return {"biomass_g_per_l": biomass,
-            "biomass_sd": biomass * np.sqrt(cov[..., LOG_BIOMASS, LOG_BIOMASS]),
+    """Estimate columns from chain posteriors: biomass, μ and their sd."""
+    return {"biomass_g_per_l": mean[..., BIOMASS],
+            "biomass_sd": np.sqrt(cov[..., BIOMASS, BIOMASS]),
             "growth_rate_per_h": mean[..., GROWTH_RATE],
             "growth_rate_sd": np.sqrt(cov[..., GROWTH_RATE, GROWTH_RATE])}  # fmt: skip

@@ -103,7 +103,8 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
 
 
 def _uncertainty(estimates: UnitEstimates) -> tuple[float, float]:
-    """Median posterior sd of ln X and of μ over the window's settled part (after its first tenth)."""
+    """Median posterior relative sd of X (the sd of ln X to first order) and sd of μ over the window's settled
+    part (after its first tenth)."""
     settled = slice(estimates.times_h.size // 10, None)
     relative = estimates.biomass_sd[settled] / estimates.biomass_g_per_l[settled]
     return float(np.median(relative)), float(np.median(estimates.growth_rate_sd[settled]))

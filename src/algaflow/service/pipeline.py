@@ -39,7 +39,7 @@ from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
-from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
+from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
 from algaflow.service.config import PipelineSettings
 from algaflow.store import Decision, ReadingBatch, Store, StoredEvent
 from algaflow.store.base import ESTIMATE_COLUMNS
@@ -388,9 +388,15 @@ class LivePipeline:
         with self._lock:
             if blob is not None:
                 with np.load(io.BytesIO(blob)) as saved:
-                    self.chains = OnlineGrowthFilter.from_state({name: saved[name] for name in
-                                                                 OnlineGrowthFilter.STATE_ARRAYS})  # fmt: skip
-                    tracks = json.loads(saved["tracks"].tobytes().decode())
+                    try:
+                        self.chains = OnlineGrowthFilter.from_state({name: saved[name] for name in saved.files
+                                                                     if name != "tracks"})  # fmt: skip
+                    except StateFormatError as error:
+                        log.warning("pipeline checkpoint not used (%s): replaying every stored reading", error)
+                        blob = None
+                    else:
+                        tracks = json.loads(saved["tracks"].tobytes().decode())
+            if blob is not None:
                 for unit, values in tracks.items():
                     values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
                     values["initial"] = None if values["initial"] is None else tuple(values["initial"])

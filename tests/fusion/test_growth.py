@@ -178,28 +178,6 @@ def test_model_and_input_checks_name_the_problem():
         filter_growth(np.arange(3.0)[None], np.ones((1, 4)))
 
 
-def test_statistical_linearisation_matches_monte_carlo_regression():
-    """The OD factor's H and linearisation noise are the statistical linear regression of h(z) = a X + c X² + b
-    on z under the Gaussian prior: H = Cov(h, z) P⁻¹, Ω = Var h − H P Hᵀ (Monte Carlo reference)."""
-    from algaflow.fusion.growth import GrowthModel, od_measurement_factor
-
-    model = GrowthModel(od_per_g_per_l=0.9, od_quadratic=-0.05, od_noise_sd=1e-9, od_relative_noise=0.0).as_array()
-    mean = np.array([0.8, 0.03, 0.01, 0.0])
-    root = np.array([[0.4, 0, 0, 0], [0.02, 0.01, 0, 0], [0.004, 0, 0.01, 0], [0, 0, 0.001, 0.002]])
-    cov = root @ root.T
-    observation, noise, measurement = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
-    predicted = od_measurement_factor(mean, cov, 0.7, model, observation, noise, measurement)
-    rng = np.random.default_rng(0)
-    z = rng.multivariate_normal(mean, cov, 2_000_000)
-    h = 0.9 * z[:, 0] - 0.05 * z[:, 0] ** 2 + z[:, 2]
-    cross = (z - z.mean(axis=0)).T @ (h - h.mean()) / (h.size - 1)  # Cov(z, h) = P Hᵀ
-    assert predicted == pytest.approx(h.mean(), rel=2e-3)
-    np.testing.assert_allclose(cov @ observation[0], cross, rtol=0.01, atol=1e-5)
-    omega = h.var() - cross @ np.linalg.solve(np.cov(z.T), cross)  # the sample's own regression
-    assert noise[0, 0] == pytest.approx(omega, rel=0.05)
-    assert measurement[0] == pytest.approx(0.7 - predicted + observation[0] @ mean, rel=1e-12)
-
-
 def test_daily_samples_of_an_exponential_culture_give_its_rate():
     """One sample a day: the process factor is linearised over a whole day, with μ still uncertain; the
     rate is still found within the noise, and the band covers it."""

@@ -11,7 +11,7 @@ from algaflow.fusion.linearisation import (
     linearised_update,
     sigma_point_linearisation,
 )
-from algaflow.fusion.od_factor import log_od_measurement_factor, od_measurement_factor
+from algaflow.fusion.od_factor import log_od_measurement_factor
 
 
 def range_and_bearing(points: np.ndarray) -> np.ndarray:
@@ -83,25 +83,6 @@ def test_absent_rows_leave_the_belief_unchanged():
     posterior_mean, posterior_cov = linearised_update(mean, cov, factor, np.eye(2), np.full((2, 2), np.nan))
     np.testing.assert_allclose(posterior_mean, mean)
     np.testing.assert_allclose(posterior_cov, cov)
-
-
-def test_biomass_od_factor_is_the_statistical_linear_regression():
-    """In biomass coordinates the curve a X + c X² + b is quadratic: 60-node Gauss–Hermite quadrature of E[h],
-    Cov(X, h)/P_XX and the residual variance matches the closed form to 1e-10."""
-    model = GrowthModel(od_per_g_per_l=1.1, od_quadratic=0.05, od_noise_sd=1e-9, od_relative_noise=0.0).as_array()
-    mean = np.array([0.4, 0.02, 0.01, 0.0])
-    cov = np.diag([0.12**2, 1e-4, 1e-4, 1e-8])
-    observation, noise, linear = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
-    predicted = od_measurement_factor(mean, cov, 0.5, model, observation, noise, linear)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
-    weights = weights / weights.sum()
-    biomass = mean[0] + np.sqrt(cov[0, 0]) * nodes
-    curve = 1.1 * biomass + 0.05 * biomass**2
-    slope = (weights @ ((biomass - mean[0]) * curve)) / cov[0, 0]
-    residual = weights @ (curve - weights @ curve) ** 2 - slope**2 * cov[0, 0]
-    np.testing.assert_allclose(predicted, weights @ curve + mean[2], rtol=1e-10)
-    np.testing.assert_allclose(observation[0], [slope, 0.0, 1.0, 0.0], rtol=1e-10)
-    np.testing.assert_allclose(noise[0, 0], residual + 1e-18, rtol=1e-8)
 
 
 def test_log_od_factor_is_the_limit_of_sigma_points():

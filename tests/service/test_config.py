@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from algaflow.service.config import ConfigError, lake_path, load_settings, to_toml
+from algaflow.service.config import ConfigError, calibrations_path, lake_path, load_settings, to_toml
 
 
 def test_the_file_is_read_and_the_environment_overrides_one_key(tmp_path):
@@ -25,7 +25,7 @@ def test_bad_keys_and_values_are_named(tmp_path):
         load_settings(tmp_path / "missing.toml", environ={})
 
 
-def test_the_lake_is_beside_a_sqlite_store_unless_configured():
+def test_the_lake_and_the_calibrations_are_beside_a_sqlite_store_unless_configured():
     def settings(**environ):
         return load_settings(None, environ={f"ALGAFLOW_{k.upper()}": v for k, v in environ.items()})
 
@@ -33,3 +33,6 @@ def test_the_lake_is_beside_a_sqlite_store_unless_configured():
     assert lake_path(settings(store__url="/srv/algaflow.db")) == Path("/srv/lake")
     assert lake_path(settings(store__url="postgresql://postgres@127.0.0.1/test")) is None
     assert lake_path(settings(store__url="postgresql://h/db", lake__path="/lake")) == Path("/lake")
+    assert calibrations_path(settings(store__url="/srv/algaflow.db")) == Path("/srv/calibrations")
+    assert calibrations_path(settings(store__url="postgresql://h/db")) is None
+    assert calibrations_path(settings(pipeline__calibrations="/curves")) == Path("/curves")

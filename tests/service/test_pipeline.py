@@ -11,6 +11,7 @@ from algaflow.catalog import load_strain
 from algaflow.catalog.frames import Frame
 from algaflow.control.alarms import degas_threshold_mg_per_l
 from algaflow.control.harvest import HarvestPolicy
+from algaflow.fusion.calibration import fit_biomass_calibration, load_calibration, save_calibration
 from algaflow.fusion.estimator import sensor_growth_model
 from algaflow.fusion.growth import filter_growth
 from algaflow.service.config import PipelineSettings
@@ -73,6 +74,30 @@ def test_streamed_estimates_equal_the_batch_filter_and_decisions_follow_the_thre
     co2 = estimates.co2_captured_g.to_numpy()
     assert co2[710] > 0.9 * co2[690] > 0
     assert store.decisions("r1").kind.tolist() == [d.kind for d in decisions]
+
+
+def test_a_stored_calibration_curve_is_the_chains_factor_and_its_uncertainty_joins_the_biomass_sd(store, tmp_path):
+    """r1's od750 has a fitted curve (reading = 0.02 + 1.6 X) in the calibrations folder: the chain uses it
+    (what the batch filter gives with that factor), and the curve's slope uncertainty widens the biomass sd."""
+    rng = np.random.default_rng(8)
+    dry_weight = np.linspace(0.05, 2.0, 12)
+    curve = fit_biomass_calibration(dry_weight, 0.02 + 1.6 * dry_weight + rng.normal(0, 0.01, 12), "od750",
+                                    "chlorella_vulgaris")  # fmt: skip
+    save_calibration(curve, tmp_path / "calibrations")
+    frames = culture_frames("r1", steps=300, seed=6)
+    pipeline = LivePipeline(store, calibrations=tmp_path / "calibrations")
+    feed(pipeline, frames)
+    assert pipeline.calibration_in_use("r1").coefficients == load_calibration(
+        tmp_path / "calibrations" / "od750__chlorella_vulgaris.v1.json").coefficients
+    assert pipeline.calibration_in_use("r2") is None
+    hours = np.array([(f.time - T0).total_seconds() / 3600 for f in frames])
+    od = np.array([f.readings["od750"] for f in frames])
+    batch = filter_growth(hours, od, None, sensor_growth_model("od750", STRAIN, calibration=curve), keep_priors=False)
+    estimates = store.estimates("r1")
+    np.testing.assert_allclose(estimates.biomass_g_per_l, batch.biomass_g_per_l[0], rtol=1e-7)
+    expected_sd = np.sqrt(batch.biomass_sd[0] ** 2 + curve.biomass_variance(batch.biomass_g_per_l[0]))
+    np.testing.assert_allclose(estimates.biomass_sd, expected_sd, rtol=1e-7)
+    assert np.all(estimates.biomass_sd > batch.biomass_sd[0])
 
 
 def test_a_restart_resumes_from_checkpoint_and_replay_as_if_it_never_stopped(store, tmp_path):

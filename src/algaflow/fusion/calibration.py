@@ -244,3 +244,19 @@ def latest_calibration(folder: Path, stem: str) -> Path:
     if not candidates:
         raise ValueError(f"no calibration {stem}.v*.json in {folder}")
     return max(candidates)[1]
+
+
+def latest_biomass_calibration(folder: Path | None, sensor: str, strain: str) -> tuple[BiomassCalibration, Path] | None:
+    """The newest stored curve for ``sensor`` and ``strain`` in ``folder`` and its file (None if the folder or
+    the curve is absent: the chain then uses the strain's catalog slope)."""
+    if folder is None or not Path(folder).is_dir():
+        return None
+    try:
+        path = latest_calibration(folder, f"{sensor}__{strain}")
+    except ValueError:
+        return None
+    curve = load_calibration(path)
+    if not isinstance(curve, BiomassCalibration):
+        raise ValueError(f"calibration file {path} is not a biomass curve")
+    return curve, path
+

@@ -71,6 +71,7 @@ class PipelineSettings(_Section):
     checkpoint_every_s: float = Field(30.0, gt=0)
     alarm_loss_on: float = Field(0.2, gt=0, lt=1)
     alarm_loss_off: float = Field(0.1, gt=0, lt=1)
+    calibrations: str | None = None  # folder of `algaflow calibrate --store` files (default: beside a SQLite store)
 
 
 class LakeSettings(_Section):
@@ -87,14 +88,25 @@ class Settings(_Section):
     lake: LakeSettings = Field(default_factory=LakeSettings)
 
 
-def lake_path(settings: Settings) -> Path | None:
-    """Where the Parquet lake is: ``[lake] path``, else ``lake/`` beside a SQLite store, else None."""
-    if settings.lake.path:
-        return Path(settings.lake.path)
+def beside_store(settings: Settings, name: str) -> Path | None:
+    """``name`` in the folder of a SQLite store; None for a database server."""
     url = settings.store.url
     if "://" not in url or url.startswith("sqlite:///"):
-        return Path(url.removeprefix("sqlite:///")).parent / "lake"
+        return Path(url.removeprefix("sqlite:///")).parent / name
     return None
+
+
+def lake_path(settings: Settings) -> Path | None:
+    """Where the Parquet lake is: ``[lake] path``, else ``lake/`` beside a SQLite store, else None."""
+    return Path(settings.lake.path) if settings.lake.path else beside_store(settings, "lake")
+
+
+def calibrations_path(settings: Settings) -> Path | None:
+    """Where stored biomass calibrations are read: ``[pipeline] calibrations``, else ``calibrations/`` beside a
+    SQLite store, else None (the strains' catalog slopes)."""
+    if settings.pipeline.calibrations:
+        return Path(settings.pipeline.calibrations)
+    return beside_store(settings, "calibrations")
 
 
 class ConfigError(ValueError):

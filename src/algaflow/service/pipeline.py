@@ -4,8 +4,11 @@ and decisions published back to the unit.
 Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
 
 - biomass and growth rate: the growth chain (fusion.online) on the unit's biomass sensor, the first of
-  fusion.estimator.BIOMASS_SENSORS it has, with that sensor's factor (``sensor_growth_model``); a harvest or
-  dilution event removes its fraction just before the first sample at or after its time;
+  fusion.estimator.BIOMASS_SENSORS it has, with that sensor's factor (``sensor_growth_model``): the newest
+  stored calibration curve for that sensor and the unit's strain in ``calibrations`` (``algaflow calibrate
+  --store``) when there is one, with its slope's uncertainty added to the biomass variance, else the strain's
+  catalog slope; the curve is chosen when the unit's chain starts. A harvest or dilution event removes its
+  fraction just before the first sample at or after its time;
 - CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
 - decisions, on each change of a flag: ``harvest_ready`` / ``harvest_clear`` (control.harvest: P(μ < θ)
   with hysteresis), ``degas_on`` / ``degas_off`` (control.alarms on the highest DO reading),
@@ -29,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +41,7 @@ from algaflow.catalog import load_strain
 from algaflow.catalog.frames import GOOD
 from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss, temperature_growth_loss
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
+from algaflow.fusion.calibration import BiomassCalibration, latest_biomass_calibration, load_calibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
@@ -46,6 +51,14 @@ from algaflow.store.base import ESTIMATE_COLUMNS
 
 log = logging.getLogger("algaflow.pipeline")
 strain_of = functools.cache(load_strain)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_curve(path: Path) -> BiomassCalibration:
+    curve = load_calibration(path)
+    if not isinstance(curve, BiomassCalibration):
+        raise ValueError(f"calibration file {path} is not a biomass curve")
+    return curve
 HOUR_US = 3_600_000_000
 DO_SENSORS = ("do_tank", "do_tube")
 TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
@@ -74,6 +87,7 @@ class UnitTrack:
     harvest_ready: bool = False
     degas: bool = False
     temperature_alarm: bool = False
+    calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
 
 
 def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -101,11 +115,14 @@ def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.nd
 
 
 class LivePipeline:
-    """Module doc. ``publish(unit_id, message)`` sends a decision to the unit (the MQTT bridge's commands)."""
+    """Module doc. ``publish(unit_id, message)`` sends a decision to the unit (the MQTT bridge's commands);
+    ``calibrations`` is the folder of stored calibration curves (service.config.calibrations_path)."""
 
     def __init__(self, store: Store, settings: PipelineSettings | None = None,
-                 publish: Callable[[str, dict], None] | None = None) -> None:  # fmt: skip
+                 publish: Callable[[str, dict], None] | None = None,
+                 calibrations: Path | None = None) -> None:  # fmt: skip
         self.store = store
+        self.calibrations = calibrations
         self.settings = settings or PipelineSettings()
         self.publish = publish
         self.harvest_policy = HarvestPolicy()
@@ -180,8 +197,19 @@ class LivePipeline:
                 seen = [s for s in BIOMASS_SENSORS if s in sensors_seen]
                 track.sensor = seen[0] if seen else None
             if track.sensor is not None:
-                track.index = self.chains.add_unit(sensor_growth_model(track.sensor, load_strain(track.strain)))
+                found = latest_biomass_calibration(self.calibrations, track.sensor, track.strain)
+                track.calibration = None if found is None else found[1].name
+                curve = None if found is None else found[0]
+                track.index = self.chains.add_unit(sensor_growth_model(track.sensor, load_strain(track.strain),
+                                                                       calibration=curve))  # fmt: skip
         return track
+
+    def calibration_in_use(self, unit_id: str) -> BiomassCalibration | None:
+        """The stored curve unit ``unit_id``'s chain uses (None: the strain's catalog slope, or no chain yet)."""
+        track = self.tracks.get(unit_id)
+        if track is None or track.calibration is None or self.calibrations is None:
+            return None
+        return _load_curve(self.calibrations / track.calibration)
 
     # ---- processing ---------------------------------------------------------------------------------------------
     def process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> list[Decision]:
@@ -289,6 +317,9 @@ class LivePipeline:
             return None
         columns = {name: values[started] for name, values in growth_rate_and_biomass(mean, cov).items()}
         biomass, biomass_sd, dilution = columns["biomass_g_per_l"], columns["biomass_sd"], dilution[started]
+        if track.calibration is not None and self.calibrations is not None:  # the curve's own uncertainty
+            curve = _load_curve(self.calibrations / track.calibration)
+            biomass_sd = np.sqrt(biomass_sd**2 + curve.biomass_variance(biomass))
         if track.initial is None:
             track.initial = (float(biomass[0]), float(biomass_sd[0]))
         before, before_sd = track.last_biomass if track.last_biomass is not None else (np.nan, np.nan)

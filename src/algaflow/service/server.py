@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from algaflow.service.app import create_app
 from algaflow.service.compaction import PeriodicCompaction
-from algaflow.service.config import Settings, lake_path
+from algaflow.service.config import Settings, calibrations_path, lake_path
 from algaflow.service.ingest import Ingestor
 from algaflow.service.mqtt_bridge import EmbeddedBroker, MqttBridge
 from algaflow.service.pipeline import LivePipeline
@@ -24,7 +24,8 @@ class Service:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or open_store(settings.store.url)
-        self.pipeline = LivePipeline(self.store, settings.pipeline) if settings.pipeline.enabled else None
+        self.pipeline = (LivePipeline(self.store, settings.pipeline, calibrations=calibrations_path(settings))
+                         if settings.pipeline.enabled else None)
         self.ingestor = Ingestor(self.store, self.pipeline)
         self.app: FastAPI = create_app(settings, self.ingestor)
         embedded = settings.mqtt.mode == "embedded"

@@ -138,6 +138,10 @@ def test_the_operator_workflow_in_a_real_browser(live, tmp_path):
         # the unit view: bad input is refused next to its field, and nothing is stored
         page.goto(live.url + "/unit/r2")
         expect(page.locator("#growth-graph .main-svg").first).to_be_visible(timeout=20_000)
+        # its sensors' health and worth over the last day, and the calibration its chain uses
+        od_row = page.locator("#sensor-health tr", has=page.locator("td[data-dash-column='sensor']", has_text="od750"))
+        expect(od_row.locator("td[data-dash-column='status']")).to_have_text("used", timeout=20_000)
+        expect(page.locator("#calibration-line")).to_contain_text("catalog slope", timeout=10_000)
         events_before = len(live.store.events("r2"))
         page.fill("input#event-value", "-0.2")
         page.click("#event-submit")
@@ -212,5 +216,8 @@ def test_a_month_of_twenty_sensors_and_a_hundred_units_stay_responsive(live):
         expect(page.locator("#sensor-graph .main-svg").first).to_be_visible(timeout=30_000)
         expect(page.locator("#sensor-graph .annotation-text", has_text="water_flow")).to_have_count(1, timeout=30_000)
         print(f"unit view, 30 days × 20 sensors ({count:,} readings stored): {time.perf_counter() - began:.2f} s")
+        expect(page.locator("#sensor-health td[data-dash-column='sensor']")).to_have_count(len(sensors), timeout=30_000)
+        print(f"  and its sensor panel (the last day's {1440 * len(sensors):,} raw readings): "
+              f"{time.perf_counter() - began:.2f} s")
         assert page.get_by_label("30 days").is_checked()
         browser.close()

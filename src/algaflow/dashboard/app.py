@@ -7,8 +7,10 @@ Views (``dcc.Location`` paths):
                     filterable, refreshed every ``refresh_s`` without a reload
     /unit/<id>      one unit: fused estimates with their bands and harvests, the forecast of the next
                     harvest, raw sensor traces downsampled by the server for the chosen time range
-                    (``?range=6 h`` … ``30 days``, ``all``; 24 h by default), the events log with a form
-                    to record a harvest, dilution, dry-weight sample or note, and CSV / Parquet export
+                    (``?range=6 h`` … ``30 days``, ``all``; 24 h by default), each sensor's health and
+                    worth over the last day and the calibration in use (dashboard.sensor_panel), the
+                    events log with a form to record a harvest, dilution, dry-weight sample or note, and
+                    CSV / Parquet export
     /alarms         open and past alarms with their reasons; operators acknowledge them
 
 Sign-in: a user token (``algaflow admin issue-token user --role reader|operator|admin``), kept in the
@@ -30,6 +32,8 @@ from dash import Dash, Input, Output, State, dash_table, dcc, html
 
 from algaflow.control.harvest import HarvestPolicy, hours_until_growth_stops
 from algaflow.dashboard.figures import Z95, growth_figure, sensor_figure
+from algaflow.dashboard.sensor_panel import COLUMNS as HEALTH_COLUMNS
+from algaflow.dashboard.sensor_panel import HEALTH_WINDOW_H, TROUBLE, calibration_text, sensor_panel
 from algaflow.dashboard.status import alarm_history, fleet_status
 from algaflow.service.auth import Principal, authenticate
 from algaflow.service.events import EventRejectedError, record_event
@@ -45,10 +49,11 @@ HOUR_US = 3_600_000_000
 
 
 def _bucket_s(hours: float | None) -> int:
-    """Server-side downsampling for a time range: about 500 points per sensor, whole minutes."""
+    """Server-side downsampling for a time range: about 250 points per sensor, whole minutes (a month: 2 h 52 min
+    buckets, whose min–max envelope keeps the extremes; 500 points drew a month of 20 sensors 0.2 s slower)."""
     if hours is None:
         return 3600
-    return max(60, int(hours * 3600 / 500) // 60 * 60)
+    return max(60, int(hours * 3600 / 250) // 60 * 60)
 
 
 def _fmt(mean: float, sd: float, digits: int, scale: float = 1.0) -> str:
@@ -68,6 +73,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
     """The Dash app over ``store`` (module doc); ``pipeline`` receives the events recorded in forms;
     ``last_heard`` (unit → wall-clock s of its last frame, the ingestor's) tells online from offline."""
     app = Dash(__name__, title="algaflow", suppress_callback_exceptions=True, update_title=None)
+    cache_plotly(app)
     first_estimate_us: dict[str, int] = {}
 
     def signed_in(token: str | None) -> Principal | None:
@@ -172,6 +178,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         may_post = principal.may_post_events
         return html.Div([
             dcc.Store(id="unit-id", data=unit_id),
+            dcc.Store(id="unit-live-stamp"),
             dcc.Interval(id="sensor-tick", interval=int(max(refresh_s, 1.0) * 10_000)),
             html.H2(f"Unit {unit_id}"),
             html.P(f"strain {metadata.get('strain', '?')}, volume {metadata.get('volume_l', '?')} L, sensors "
@@ -182,6 +189,16 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             dcc.Graph(id="growth-graph"),
             html.H3("Sensors (mean per bucket, min–max shaded)"),
             dcc.Graph(id="sensor-graph"),
+            html.H3(f"Sensor health and what each sensor is worth (last {HEALTH_WINDOW_H:.0f} h)"),
+            html.P(id="calibration-line"),
+            dash_table.DataTable(id="sensor-health", columns=[{"name": n, "id": i} for n, i in HEALTH_COLUMNS],
+                                 sort_action="native", style_cell={"textAlign": "left", "padding": "4px"},
+                                 style_data_conditional=[{"if": {"filter_query": f"{{status}} = '{status}'"},
+                                                          "backgroundColor": "#fde0dd"} for status in TROUBLE]),
+            html.P("Missing: share of the samples the sensor's period promises; set aside: samples the growth chain "
+                   "rejected, down-weighted or found invalid; sd without it: how much the biomass and growth-rate "
+                   "sd would grow if the sensor were removed (none: redundant). Disagrees: its calibrated reading "
+                   "drifts against another sensor of the same quantity.", style={"color": "#555", "fontSize": "0.9em"}),
             html.H3("Events"),
             dash_table.DataTable(id="events-table", columns=[{"name": n, "id": n} for n in ("time", "kind", "params")],
                                  page_size=15, style_cell={"textAlign": "left"}),
@@ -214,15 +231,21 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         return (None if hours is None else end_us - int(hours * HOUR_US)), end_us, hours
 
     @app.callback(Output("growth-graph", "figure"), Output("events-table", "data"), Output("unit-summary", "children"),
-                  Input("tick", "n_intervals"), Input("range", "value"), State("unit-id", "data"),
-                  State("token", "data"))  # fmt: skip
-    def unit_live(_tick, chosen, unit_id, token):
-        """What changes with every frame: estimates, their forecast and the events (light enough for each tick)."""
+                  Output("unit-live-stamp", "data"), Input("tick", "n_intervals"), Input("range", "value"),
+                  State("unit-id", "data"), State("token", "data"), State("unit-live-stamp", "data"))  # fmt: skip
+    def unit_live(_tick, chosen, unit_id, token, stamp):
+        """What changes with every frame: estimates, their forecast and the events (light enough for each tick);
+        nothing is sent when the unit has no new estimate or event since the last tick (the browser would
+        draw the same figure again)."""
         if signed_in(token) is None or unit_id is None:
             raise dash.exceptions.PreventUpdate
         start_us, end_us, _ = unit_window(unit_id, chosen)
         estimates = store.estimates(unit_id, start_us, end_us)
         all_events = store.events(unit_id)  # the log shows them all; the figure those in the range
+        now_stamp = [chosen, len(estimates), int(estimates.time_us.iloc[-1]) if len(estimates) else None,
+                     len(all_events), int(all_events.time_us.iloc[-1]) if len(all_events) else None]  # fmt: skip
+        if now_stamp == stamp:
+            raise dash.exceptions.PreventUpdate
         first_us, last_us = time_window(start_us, end_us)
         events = all_events[(all_events.time_us >= first_us) & (all_events.time_us < last_us)]
         forecast_us = None
@@ -242,16 +265,27 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                        f"{_fmt(row.co2_captured_g, row.co2_captured_sd, 1)} g; harvest "
                        f"{'ready' if row.harvest_ready else 'not yet'}"
                        + (f", forecast {_when(int(forecast_us))}" if forecast_us else ""))  # fmt: skip
-        return growth_figure(estimates, events, forecast_us), log, summary
+        return growth_figure(estimates, events, forecast_us), log, summary, now_stamp
 
     @app.callback(Output("sensor-graph", "figure"), Input("sensor-tick", "n_intervals"), Input("range", "value"),
                   State("unit-id", "data"), State("token", "data"))  # fmt: skip
     def unit_sensors(_tick, chosen, unit_id, token):
-        """The raw traces, downsampled by the server to about 500 points per sensor: on a slower tick."""
+        """The raw traces, downsampled by the server to about 250 points per sensor: on a slower tick."""
         if signed_in(token) is None or unit_id is None:
             raise dash.exceptions.PreventUpdate
         start_us, end_us, hours = unit_window(unit_id, chosen)
         return sensor_figure(store.readings(unit_id, start_us=start_us, end_us=end_us, every_s=_bucket_s(hours)))
+
+    @app.callback(Output("sensor-health", "data"), Output("calibration-line", "children"),
+                  Input("sensor-graph", "figure"), State("unit-id", "data"), State("token", "data"))  # fmt: skip
+    def unit_sensor_health(_figure, unit_id, token):
+        """Each sensor's health and worth over the last day, and the calibration in use: after each drawing of
+        the traces (the slow tick), so that it does not hold up the graphs when the view opens."""
+        if signed_in(token) is None or unit_id is None:
+            raise dash.exceptions.PreventUpdate
+        _, end_us, _ = unit_window(unit_id, "24 h")
+        curve = pipeline.calibration_in_use(unit_id) if pipeline is not None else None
+        return sensor_panel(store, unit_id, end_us, curve), calibration_text(store.unit(unit_id) or {}, curve)
 
     @app.callback(Output("event-message", "children"), Output("event-value-error", "children"),
                   Output("event-time-error", "children"), Input("event-submit", "n_clicks"),
@@ -344,6 +378,29 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         return f"{done} alarm(s) acknowledged"
 
     return app
+
+
+PLOTLY_BUNDLE = "/_dash-component-suites/plotly/package_data/plotly.min.js"
+
+
+def cache_plotly(app: Dash) -> None:
+    """Plotly's 4.8 MB bundle, which Dash loads the first time a page shows a graph, is fetched ahead while
+    the fleet view is open (a prefetch hint in the page) and kept by the browser for a day (revalidated by its
+    ETag after that): Dash serves it without a version in its URL and so without cache headers, and every
+    unit view downloaded it again."""
+    from flask import request
+
+    app.index_string = app.index_string.replace(
+        "{%css%}", f'{{%css%}}\n        <link rel="prefetch" href="{PLOTLY_BUNDLE}" as="script">')
+
+    @app.server.after_request
+    def keep_bundle(response):
+        if request.path == PLOTLY_BUNDLE and response.status_code == 200:
+            response.cache_control.public = True
+            response.cache_control.max_age = 86_400
+            response.add_etag()
+            response.make_conditional(request)
+        return response
 
 
 def mount_dashboard(api, store: Store, pipeline: LivePipeline | None = None, refresh_s: float = 2.0,

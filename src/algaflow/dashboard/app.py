@@ -46,6 +46,7 @@ EVENT_FORM_KINDS = {"harvest": "harvest done (fraction removed)", "dilution": "d
                     "dry_weight_sample": "dry-weight sample (g/L)", "note": "note"}  # fmt: skip
 UNIT_PATH = re.compile(r"^/unit/(?P<unit>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 HOUR_US = 3_600_000_000
+PANEL_DELAY_S = 1.5
 
 
 def _bucket_s(hours: float | None) -> int:
@@ -180,6 +181,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             dcc.Store(id="unit-id", data=unit_id),
             dcc.Store(id="unit-live-stamp"),
             dcc.Interval(id="sensor-tick", interval=int(max(refresh_s, 1.0) * 10_000)),
+            dcc.Interval(id="panel-first", interval=int(PANEL_DELAY_S * 1000), max_intervals=1),
             html.H2(f"Unit {unit_id}"),
             html.P(f"strain {metadata.get('strain', '?')}, volume {metadata.get('volume_l', '?')} L, sensors "
                    f"{', '.join(metadata.get('sensors') or []) or 'as they report'}"),
@@ -277,10 +279,12 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         return sensor_figure(store.readings(unit_id, start_us=start_us, end_us=end_us, every_s=_bucket_s(hours)))
 
     @app.callback(Output("sensor-health", "data"), Output("calibration-line", "children"),
-                  Input("sensor-graph", "figure"), State("unit-id", "data"), State("token", "data"))  # fmt: skip
-    def unit_sensor_health(_figure, unit_id, token):
-        """Each sensor's health and worth over the last day, and the calibration in use: after each drawing of
-        the traces (the slow tick), so that it does not hold up the graphs when the view opens."""
+                  Input("panel-first", "n_intervals"), Input("sensor-tick", "n_intervals"), State("unit-id", "data"),
+                  State("token", "data"), prevent_initial_call=True)  # fmt: skip
+    def unit_sensor_health(_first, _tick, unit_id, token):
+        """Each sensor's health and worth over the last day, and the calibration in use: once the graphs have
+        been drawn (``PANEL_DELAY_S`` after the view opens: on a small machine its computation would compete
+        with the browser drawing them), then on the slow tick."""
         if signed_in(token) is None or unit_id is None:
             raise dash.exceptions.PreventUpdate
         _, end_us, _ = unit_window(unit_id, "24 h")

@@ -255,8 +255,13 @@ def latest_biomass_calibration(folder: Path | None, sensor: str, strain: str) ->
         path = latest_calibration(folder, f"{sensor}__{strain}")
     except ValueError:
         return None
+    return load_biomass_calibration(path), path
+
+
+def load_biomass_calibration(path: Path) -> BiomassCalibration:
+    """A stored biomass curve (a pH calibration there is an error)."""
     curve = load_calibration(path)
     if not isinstance(curve, BiomassCalibration):
         raise ValueError(f"calibration file {path} is not a biomass curve")
-    return curve, path
+    return curve
 

@@ -4,10 +4,10 @@ own unit's belief (fusion.growth's factor chain, one :func:`~algaflow.fusion.gro
 Per unit the state is the chain's posterior N(m, P) over z = (X, μ, b, d), its clock and the current
 run of rejected innovations, plus its measurement factor (a :class:`GrowthModel` as an array: each unit
 may read a different sensor). A unit's chain starts at its first valid sample, with the prior
-:func:`~algaflow.fusion.growth.initial_belief` of that sample, predicted over the time since the unit's first
-sample, its clock started at the unit's first sample and any dilution announced before it pending: frame by
-frame this gives exactly what :func:`~algaflow.fusion.growth.filter_growth` gives on the whole series, which
-starts its chains the same way.
+:func:`~algaflow.fusion.growth.initial_belief` of that sample, its clock at the unit's first sample's time
+and any dilution announced before it pending, so its first step spans both: frame by frame this gives exactly
+what :func:`~algaflow.fusion.growth.filter_growth` gives on the whole series, which starts its chains the
+same way.
 
 The state is a handful of arrays (:meth:`OnlineGrowthFilter.state`), so a service can save it and resume
 after a restart.

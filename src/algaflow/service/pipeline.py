@@ -41,7 +41,7 @@ from algaflow.catalog import load_strain
 from algaflow.catalog.frames import GOOD
 from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss, temperature_growth_loss
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
-from algaflow.fusion.calibration import BiomassCalibration, latest_biomass_calibration, load_calibration
+from algaflow.fusion.calibration import BiomassCalibration, latest_biomass_calibration, load_biomass_calibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
@@ -51,14 +51,7 @@ from algaflow.store.base import ESTIMATE_COLUMNS
 
 log = logging.getLogger("algaflow.pipeline")
 strain_of = functools.cache(load_strain)
-
-
-@functools.lru_cache(maxsize=256)
-def _load_curve(path: Path) -> BiomassCalibration:
-    curve = load_calibration(path)
-    if not isinstance(curve, BiomassCalibration):
-        raise ValueError(f"calibration file {path} is not a biomass curve")
-    return curve
+_load_curve = functools.lru_cache(maxsize=256)(load_biomass_calibration)  # stored versions never change
 HOUR_US = 3_600_000_000
 DO_SENSORS = ("do_tank", "do_tube")
 TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")

@@ -12,6 +12,7 @@ from algaflow.fusion.growth import (
     REJECTED,
     TIME_NOT_INCREASING,
     GrowthModel,
+    dry_weight_update,
     filter_growth,
     process_factor,
 )
@@ -188,3 +189,34 @@ def test_daily_samples_of_an_exponential_culture_give_its_rate():
     np.testing.assert_allclose(estimates.growth_rate_per_h[0, 1:], rate, atol=0.003)  # 1 % noise, a day apart
     inside = np.abs(estimates.growth_rate_per_h[0, 2:] - rate) < 1.96 * estimates.growth_rate_sd[0, 2:]
     assert inside.all()
+
+
+def test_dry_weights_pin_the_biomass_that_a_drifting_probe_shares_with_its_baseline():
+    """An OD probe that drifts 0.015 AU a day (3 noise sd, the suites' largest) from an offset of +0.01 AU: on
+    OD alone the chain can only widen its band for what drift and growth share; a dry weight every 12 h (sd
+    0.02 g/L) is a factor on X that pins it: the error and the band both shrink, and the band still covers."""
+    rng = np.random.default_rng(9)
+    t = np.arange(0.0, 72.0, 1 / 60)
+    biomass = 0.2 * np.exp(0.02 * t)
+    od = biomass + 0.01 + 0.015 * t / 24 + rng.normal(0, 0.005, t.size)
+    dry_weight = np.full(t.size, np.nan)
+    every_12_h = np.searchsorted(t, np.arange(6.0, 72.0, 12.0))
+    dry_weight[every_12_h] = biomass[every_12_h] + rng.normal(0, 0.02, every_12_h.size)
+    alone = filter_growth(t[None], od[None])
+    pinned = filter_growth(t[None], od[None], dry_weight=dry_weight[None], dry_weight_sd=0.02)
+    late = t > 24.0
+    error_alone = np.abs(alone.biomass_g_per_l[0] - biomass)[late]
+    error_pinned = np.abs(pinned.biomass_g_per_l[0] - biomass)[late]
+    assert np.mean(error_pinned <= 1.96 * pinned.biomass_sd[0, late]) > 0.9
+    assert np.sqrt(np.mean(error_pinned**2)) < 0.6 * np.sqrt(np.mean(error_alone**2))
+    assert np.median(pinned.biomass_sd[0, late]) < 0.7 * np.median(alone.biomass_sd[0, late])
+    # the factor itself is the Kalman update with H = e_X
+    k = every_12_h[2]
+    prior_mean, prior_cov = alone.mean[0, k], alone.cov[0, k]
+    mean, cov = prior_mean.copy(), prior_cov.copy()
+    dry_weight_update(mean, cov, 0.5, 0.02**2)
+    gain = prior_cov[:, 0] / (prior_cov[0, 0] + 0.02**2)
+    np.testing.assert_allclose(mean, prior_mean + gain * (0.5 - prior_mean[0]), rtol=1e-12)
+    np.testing.assert_allclose(cov, prior_cov - np.outer(gain, prior_cov[0]), rtol=1e-9, atol=1e-15)
+    with pytest.raises(ValueError, match="dry_weight"):
+        filter_growth(t[None], od[None], dry_weight=dry_weight[None, :10])

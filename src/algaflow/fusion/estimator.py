@@ -95,18 +95,38 @@ def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = 
 
 def filter_informed_growth(times_h: np.ndarray, values: np.ndarray, dilution: np.ndarray, model: GrowthModel,
                            model_readings: dict[str, Samples], strain: Strain, reactor: ReactorGeometry,
-                           keep_priors: bool = True) -> tuple[GrowthEstimates, tuple[str, ...]]:  # fmt: skip
+                           keep_priors: bool = True, dry_weight: np.ndarray | None = None,
+                           ) -> tuple[GrowthEstimates, tuple[str, ...]]:  # fmt: skip
     """One unit's growth chain on its biomass sensor (``values`` at ``times_h``), μ informed by the reactor
     model where ``model_readings`` (sensor → (times, values)) include ``par_surface``: a first OD-only causal
     pass gives the biomass that shades the tubes, the model's rate changes at it are the known input.
+    ``dry_weight``: manual samples at ``times_h`` (NaN where none), factors on X (fusion.growth).
     Returns the estimates and the sensors that informed μ (empty: OD alone)."""
     sources = condition_sources(model_readings)
+    dry_weight_sd = SENSORS["dry_weight"].noise_sd
     if "par" not in sources:
-        return filter_growth(times_h, values, dilution, model, keep_priors=keep_priors), ()
-    first_pass = filter_growth(times_h, values, dilution, model, keep_priors=False)
+        return filter_growth(times_h, values, dilution, model, keep_priors=keep_priors, dry_weight=dry_weight,
+                             dry_weight_sd=dry_weight_sd), ()
+    first_pass = filter_growth(times_h, values, dilution, model, keep_priors=False, dry_weight=dry_weight,
+                               dry_weight_sd=dry_weight_sd)  # fmt: skip
     rate_input = model_rate_input(times_h, model_readings, first_pass.biomass_g_per_l[0], strain, reactor)
-    estimates = filter_growth(times_h, values, dilution, model, keep_priors=keep_priors, rate_input=rate_input)
+    estimates = filter_growth(times_h, values, dilution, model, keep_priors=keep_priors, rate_input=rate_input,
+                              dry_weight=dry_weight, dry_weight_sd=dry_weight_sd)  # fmt: skip
     return estimates, tuple(sources.values())
+
+
+def dry_weight_at_samples(times_h: np.ndarray, readings: dict[str, np.ndarray],
+                          sample_times_h: np.ndarray) -> np.ndarray:  # fmt: skip
+    """The unit's manual dry weights (``readings["dry_weight"]`` at ``times_h``), each placed on the first chain
+    sample at or after it (NaN elsewhere; of several on one sample the last; one after the last sample is
+    left out)."""
+    placed = np.full(sample_times_h.size, np.nan)
+    values = np.asarray(readings.get("dry_weight", np.full(np.size(times_h), np.nan)), dtype=float)
+    taken = np.isfinite(values)
+    index = np.searchsorted(sample_times_h, np.asarray(times_h, dtype=float)[taken], side="left")
+    inside = index < sample_times_h.size
+    placed[index[inside]] = values[taken][inside]
+    return placed
 
 
 @dataclass(slots=True)
@@ -158,8 +178,10 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     calibration = calibrations.get(sensor)
     model = sensor_growth_model(sensor, strain, calibration=calibration)
     model_readings = unit_model_readings(times_h, readings)
+    dry_weight = dry_weight_at_samples(times_h, readings, times)
     filtered, informed_by = filter_informed_growth(times, values, dilution, model, model_readings, strain,
-                                                   reactor or ReactorGeometry(), keep_priors=smooth)  # fmt: skip
+                                                   reactor or ReactorGeometry(), keep_priors=smooth,
+                                                   dry_weight=dry_weight)  # fmt: skip
     mean, cov = filtered.mean[0], filtered.cov[0]
     if smooth:
         smoothed = smooth_growth(filtered)

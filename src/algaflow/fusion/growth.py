@@ -350,9 +350,27 @@ def step_scratch():
             np.empty(n), np.zeros((n, n)))
 
 
+@njit(cache=True, error_model="numpy")
+def dry_weight_update(mean: np.ndarray, cov: np.ndarray, value: float, variance: float) -> None:
+    """A manual dry-weight sample as a factor, in place: DW = X + v, v ~ N(0, σ_DW²), H = e_X (linear in
+    the chain's biomass), m += P_{:,X} (DW − m_X)/s, P −= P_{:,X} P_{X,:}/s, s = P_XX + σ_DW²."""
+    n = N_GROWTH_STATE
+    innovation_variance = cov[BIOMASS, BIOMASS] + variance
+    if not innovation_variance > 0.0:
+        return
+    innovation = value - mean[BIOMASS]
+    column = np.empty(n)
+    for i in range(n):
+        column[i] = cov[i, BIOMASS]
+    for i in range(n):
+        mean[i] += column[i] * innovation / innovation_variance
+        for j in range(n):
+            cov[i, j] -= column[i] * column[j] / innovation_variance
+
+
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
-def _filter_unit(times, od, dilution, rate_input, model, mean, cov, predicted_mean, predicted_cov, transitions,
-                 log_steps, flags):  # fmt: skip
+def _filter_unit(times, od, dilution, rate_input, dry_weight, dry_weight_variance, model, mean, cov, predicted_mean,
+                 predicted_cov, transitions, log_steps, flags):  # fmt: skip
     """The chain starts at the first sample that can start it, with :func:`initial_belief` of its reading,
     from the clock of the first finite time: one step over the samples before it, whose dilutions are
     pending (so a live chain, fusion.online, which sees them one by one, is this exactly). Before, each
@@ -386,14 +404,16 @@ def _filter_unit(times, od, dilution, rate_input, model, mean, cov, predicted_me
                                clock, rejected_run, mean[k], cov[k], predicted_mean[stored], predicted_cov[stored],
                                transitions[stored], scratch)  # fmt: skip
         log_steps[stored] = clock[LAST_STEP_IN_LOG] != 0.0
+        if math.isfinite(dry_weight[k]):
+            dry_weight_update(mean[k], cov[k], dry_weight[k], dry_weight_variance)
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _filter_batch(times, od, dilution, rate_input, model, mean, cov, predicted_mean, predicted_cov, transitions,
-                  log_steps, flags):  # fmt: skip
+def _filter_batch(times, od, dilution, rate_input, dry_weight, dry_weight_variance, model, mean, cov, predicted_mean,
+                  predicted_cov, transitions, log_steps, flags):  # fmt: skip
     for u in prange(times.shape[0]):
-        _filter_unit(times[u], od[u], dilution[u], rate_input[u], model, mean[u], cov[u], predicted_mean[u],
-                     predicted_cov[u], transitions[u], log_steps[u], flags[u])
+        _filter_unit(times[u], od[u], dilution[u], rate_input[u], dry_weight[u], dry_weight_variance, model, mean[u],
+                     cov[u], predicted_mean[u], predicted_cov[u], transitions[u], log_steps[u], flags[u])
 
 
 @dataclass(slots=True)
@@ -446,8 +466,8 @@ def dilution_before_samples(sample_times_h: np.ndarray, harvest_times_h: np.ndar
 
 
 def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.ndarray | None = None,
-                  model: GrowthModel | None = None, keep_priors: bool = True,
-                  rate_input: np.ndarray | None = None) -> GrowthEstimates:  # fmt: skip
+                  model: GrowthModel | None = None, keep_priors: bool = True, rate_input: np.ndarray | None = None,
+                  dry_weight: np.ndarray | None = None, dry_weight_sd: float = 0.02) -> GrowthEstimates:  # fmt: skip
     """Causal estimates for a batch: times_h, od (units, steps) with NaN gaps; dilution_fraction (units, steps)
     is the known fraction removed (and replaced by medium) just before each sample, 0 where none.
 
@@ -455,6 +475,10 @@ def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.nda
     (fusion.expected_rate; the first entry is the model's μ, the prior mean): μ⁻ += u_k, X⁻ ×= e^{u_k Δt / 2}
     (the step's trapezoid on ln X), and μ's random walk is then the model's error, with the smaller diffusion
     ``informed_growth_rate_diffusion``.
+
+    ``dry_weight`` (units, steps): a manual dry-weight sample (g/L, sd ``dry_weight_sd``) taken with each
+    sample, NaN where none: a factor on X after the OD factor (:func:`dry_weight_update`); it pins the biomass
+    the OD baseline and drift otherwise share with it.
 
     ``keep_priors=False`` stores only the last step's prior and transition (a live filter that will not be
     smoothed: 60 % less memory traffic); :func:`smooth_growth` needs them all."""
@@ -487,9 +511,14 @@ def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.nda
     rate_input = np.ascontiguousarray(np.atleast_2d(rate_input), dtype=float)
     if rate_input.shape != od.shape or not np.isfinite(rate_input).all():
         raise ValueError(f"rate_input {rate_input.shape} must be finite and match od {od.shape}")
+    dry_weight = np.full_like(od, np.nan) if dry_weight is None else np.atleast_2d(np.asarray(dry_weight, float))
+    if dry_weight.shape != od.shape:
+        raise ValueError(f"dry_weight {dry_weight.shape} must match od {od.shape}")
+    if not dry_weight_sd > 0:
+        raise ValueError(f"dry_weight_sd must be > 0 g/L (got {dry_weight_sd})")
     parameters = model.as_array()
-    _filter_batch(times_h, od, dilution_fraction, rate_input, parameters, mean, cov, predicted_mean, predicted_cov,
-                  transitions, log_steps, flags)  # fmt: skip
+    _filter_batch(times_h, od, dilution_fraction, rate_input, np.ascontiguousarray(dry_weight), dry_weight_sd**2,
+                  parameters, mean, cov, predicted_mean, predicted_cov, transitions, log_steps, flags)  # fmt: skip
     return GrowthEstimates(times_h, mean, cov, flags, predicted_mean, predicted_cov, transitions, log_steps,
                            parameters)  # fmt: skip
 

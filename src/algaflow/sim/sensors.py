@@ -26,6 +26,7 @@ from algaflow.sim.scenario import FaultSpec, Scenario
 # membrane fouling, biofilm on optics. Scenario values override.
 DEFAULT_DRIFT_PER_DAY = {"ph_tank": 0.005, "ph_tube": 0.005, "do_tank": 0.03, "do_tube": 0.03,
                          "turbidity_tank": 1.0, "turbidity_tube": 1.0, "dco2_tank": 0.1}  # fmt: skip
+MANUAL_SAMPLES = ("dry_weight",)  # measured in the lab from a sample: no probe offset, no drift
 # Sensors disturbed by bubbles: spikes of this many noise SDs (sign: +1 up, -1 down).
 SPIKE_SIZE = {"do_tank": 8.0, "do_tube": 8.0, "ph_tank": -6.0, "ph_tube": -6.0, "turbidity_tank": 40.0,
               "turbidity_tube": 40.0, "od680": 20.0, "od750": 20.0, "dco2_tank": 6.0}  # fmt: skip
@@ -105,11 +106,15 @@ def read_sensor(
     values = _interpolate(times, truth.times_h, truth_values, name in _STEP_LIKE)
     sd = spec.noise_sd * (np.abs(values) if spec.relative_noise else 1.0)
     reading = values + sd * _unit_noise(rng, times.size, cfg.noise_student_t_dof)
-    # Calibration offset of this unit's probe (a fraction of the noise) and slow drift.
+    # Calibration offset of this unit's probe (a fraction of the noise) and slow drift; a manual sample has no
+    # probe (the draws are made all the same, so the other sensors' readings do not depend on it).
+    probe = name not in MANUAL_SAMPLES
     if spec.noise_sd > 0 and not spec.relative_noise and name not in _STEP_LIKE:
-        reading += 0.5 * spec.noise_sd * rng.standard_normal()
+        offset = 0.5 * spec.noise_sd * rng.standard_normal()
+        reading += offset if probe else 0.0
     drift = cfg.drift_per_day.get(name, DEFAULT_DRIFT_PER_DAY.get(name, 0.0))
-    reading += drift * rng.uniform(-1.0, 1.0) * times / 24.0
+    slope = drift * rng.uniform(-1.0, 1.0)
+    reading += slope * times / 24.0 if probe else 0.0
     keep = rng.random(times.size) >= cfg.dropout_probability
     if name in SPIKE_SIZE:
         spikes = rng.random(times.size) < cfg.spike_probability

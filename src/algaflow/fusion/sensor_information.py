@@ -56,7 +56,8 @@ class SensorReportRow:
 def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
                   strain: Strain, volume_l: float = 80.0,
                   calibrations: dict[str, BiomassCalibration] | None = None) -> list[SensorReportRow]:  # fmt: skip
-    """Rank a unit's sensors by what the biomass and growth-rate estimate would lose without them."""
+    """Rank a unit's sensors by what the biomass and growth-rate estimate would lose without them (the biomass
+    chain's sensors first, then the others by name)."""
     times_h = np.asarray(times_h, dtype=float)
     span_h = float(np.nanmax(times_h) - np.nanmin(times_h)) if times_h.size else 0.0
     present = [s for s in BIOMASS_SENSORS if s in readings and np.isfinite(readings[s]).any()]
@@ -99,7 +100,10 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
         if all(s in readings for s in pair) and _pair_disagrees(times_h, readings[pair[0]], readings[pair[1]], pair[0]):
             for name in pair:
                 by_name[name].status = "disagrees"
-    return sorted(rows, key=lambda r: (-r.growth_rate_loss_if_removed, -r.biomass_loss_if_removed, r.sensor))
+    # the biomass chain's sensors first (by what μ, then X, would lose without them: a redundant one can lose
+    # nothing, or less than nothing where another sensor alone is better), then the others by name
+    return sorted(rows, key=lambda r: (r.sensor not in alone, -r.growth_rate_loss_if_removed,
+                                       -r.biomass_loss_if_removed, r.sensor))
 
 
 def _uncertainty(estimates: UnitEstimates) -> tuple[float, float]:

@@ -7,10 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from algaflow.dashboard.status import ACRE_OF_FOREST_T_CO2_PER_YEAR, alarm_history, fleet_status, unit_status
+from algaflow.dashboard.status import (
+    ACRE_OF_FOREST_T_CO2_PER_YEAR,
+    AlarmBook,
+    alarm_history,
+    fleet_status,
+    unit_status,
+)
 from algaflow.service.events import record_event
 from algaflow.service.pipeline import LivePipeline
-from algaflow.store import open_store
+from algaflow.store import Decision, open_store
 from algaflow.store.base import to_time_us
 from tests.service.test_pipeline import T0, culture_frames, feed
 
@@ -54,3 +60,30 @@ def test_alarms_open_close_and_are_acknowledged(store):
     assert [(a.kind, a.opened_us, a.closed_us, a.acknowledged) for a in history] == [
         ("degas", t[0], t[2], True), ("temperature", t[1], None, False), ("degas", t[3], None, False),
         ("harvest", t[4], None, False)]
+
+
+def test_the_alarm_book_read_tick_by_tick_equals_the_history_of_the_whole_record(store):
+    """Frames arrive in chunks (DO rises past the threshold at step 900 and, in r1, a harvest), an operator
+    acknowledges an alarm between ticks, and two decisions share a time with one read at the previous tick:
+    the book, reading only what is new each tick, holds what alarm_history gives on the whole record."""
+    frames = culture_frames("r1", steps=1200)
+    pipeline = LivePipeline(store)
+    book = AlarmBook()
+    for first in range(0, len(frames), 150):
+        chunk = frames[first:first + 150]
+        store.ingest(chunk)
+        feed(pipeline, chunk)
+        if first == 900:
+            opened = [a for a in alarm_history("r1", store.decisions("r1"), store.events("r1")) if a.open]
+            record_event(store, None, "r1", "alarm_ack", {"kind": opened[0].kind, "time_us": opened[0].opened_us},
+                         datetime.now(UTC))  # fmt: skip
+        got = [(a.kind, a.opened_us, a.closed_us, a.acknowledged) for a in book.alarms(store, "r1")]
+        whole = alarm_history("r1", store.decisions("r1"), store.events("r1"))
+        assert got == [(a.kind, a.opened_us, a.closed_us, a.acknowledged) for a in whole]
+    assert any(acknowledged for *_, acknowledged in got) and any(closed is None for _, _, closed, _ in got)
+    # a decision written later at the time of one already read (another kind) is still folded in
+    last = store.decisions("r1").iloc[-1]
+    store.write_decisions([Decision("r1", int(last.time_us), "temperature_alarm", "probe test", {})])
+    kinds = [(a.kind, a.opened_us) for a in book.alarms(store, "r1")]
+    assert ("temperature", int(last.time_us)) in kinds
+    assert kinds == [(a.kind, a.opened_us) for a in alarm_history("r1", store.decisions("r1"), store.events("r1"))]

@@ -34,7 +34,7 @@ from algaflow.control.harvest import HarvestPolicy, hours_until_growth_stops
 from algaflow.dashboard.figures import Z95, growth_figure, sensor_figure
 from algaflow.dashboard.sensor_panel import COLUMNS as HEALTH_COLUMNS
 from algaflow.dashboard.sensor_panel import HEALTH_WINDOW_H, TROUBLE, calibration_text, sensor_panel
-from algaflow.dashboard.status import alarm_history, fleet_status
+from algaflow.dashboard.status import AlarmBook, fleet_status
 from algaflow.service.auth import Principal, authenticate
 from algaflow.service.events import EventRejectedError, record_event
 from algaflow.service.pipeline import LivePipeline
@@ -76,6 +76,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
     app = Dash(__name__, title="algaflow", suppress_callback_exceptions=True, update_title=None)
     cache_plotly(app)
     first_estimate_us: dict[str, int] = {}
+    book = AlarmBook()  # alarms folded tick by tick (dashboard.status)
 
     def signed_in(token: str | None) -> Principal | None:
         principal = authenticate(store, token)
@@ -154,7 +155,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             return [], ""
         rows, total_g, total_var, acres = [], 0.0, 0.0, 0.0
         heard = {unit: int(at * 1e6) for unit, at in dict(last_heard or {}).items()}
-        for status in fleet_status(store, int(clock() * 1e6), first_estimate_us, heard):
+        for status in fleet_status(store, int(clock() * 1e6), first_estimate_us, heard, book):
             open_alarms = ", ".join(alarm.kind for alarm in status.open_alarms if alarm.kind != "harvest")
             rows.append({"unit": f"[{status.unit_id}](/unit/{status.unit_id})",
                          "state": "online" if status.online else "offline", "last_seen": _when(status.last_seen_us),
@@ -354,7 +355,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
     def alarm_rows() -> list[dict]:
         rows = []
         for unit_id in sorted(store.units()):
-            for alarm in alarm_history(unit_id, store.decisions(unit_id), store.events(unit_id)):
+            for alarm in book.alarms(store, unit_id):
                 rows.append({"unit": unit_id, "alarm": alarm.kind, "opened": _when(alarm.opened_us),
                              "opened_us": alarm.opened_us, "closed": "open" if alarm.open else _when(alarm.closed_us),
                              "reason": alarm.reason, "acknowledged": "yes" if alarm.acknowledged else ""})  # fmt: skip

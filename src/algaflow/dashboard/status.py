@@ -72,34 +72,83 @@ class UnitStatus:
         return tonnes_per_year / ACRE_OF_FOREST_T_CO2_PER_YEAR
 
 
+KIND_OF = {decision: (alarm, decision == pair[0]) for alarm, pair in ALARMS.items() for decision in pair}
+
+
+@dataclass(slots=True)
+class UnitAlarms:
+    """One unit's alarms folded from its decisions and events in time order (:func:`alarm_history`'s rule),
+    with where the fold has got to, so that later decisions and events can be folded in."""
+
+    unit_id: str
+    history: list[Alarm] = field(default_factory=list)
+    opened: dict[str, Alarm] = field(default_factory=dict)
+    acknowledged: set[tuple[str, int]] = field(default_factory=set)
+    decisions_from_us: int | None = None  # the last decision time read; rows at it already folded are skipped
+    decisions_at_edge: set[str] = field(default_factory=set)
+    events_from_us: int | None = None
+    events_at_edge: set[str] = field(default_factory=set)
+
+    def fold(self, decisions: pd.DataFrame, events: pd.DataFrame) -> None:
+        """Fold in decisions and events (``DECISION_COLUMNS``, ``EVENT_COLUMNS``, by time) not folded yet."""
+        for row in decisions.itertuples(index=False):
+            time_us = int(row.time_us)
+            if time_us == self.decisions_from_us and row.kind in self.decisions_at_edge:
+                continue
+            if time_us != self.decisions_from_us:
+                self.decisions_from_us, self.decisions_at_edge = time_us, set()
+            self.decisions_at_edge.add(row.kind)
+            if row.kind not in KIND_OF:
+                continue
+            alarm, opens = KIND_OF[row.kind]
+            if opens and alarm not in self.opened:
+                self.opened[alarm] = Alarm(self.unit_id, alarm, time_us, str(row.reason))
+                self.history.append(self.opened[alarm])
+            elif not opens and alarm in self.opened:
+                self.opened.pop(alarm).closed_us = time_us
+        for row in events.itertuples(index=False):
+            time_us = int(row.time_us)
+            if time_us == self.events_from_us and row.kind in self.events_at_edge:
+                continue
+            if time_us != self.events_from_us:
+                self.events_from_us, self.events_at_edge = time_us, set()
+            self.events_at_edge.add(row.kind)
+            if row.kind == "alarm_ack":
+                self.acknowledged.add((str(row.params.get("kind")), int(row.params.get("time_us", -1))))
+        for alarm in self.history:
+            alarm.acknowledged = (alarm.kind, alarm.opened_us) in self.acknowledged
+
+
 def alarm_history(unit_id: str, decisions: pd.DataFrame, events: pd.DataFrame) -> list[Alarm]:
     """Every alarm a unit's decisions opened, in time order, closed or still open; acknowledged per events."""
-    kind_of = {decision: (alarm, decision == pair[0]) for alarm, pair in ALARMS.items() for decision in pair}
-    opened: dict[str, Alarm] = {}
-    history: list[Alarm] = []
-    for row in decisions.itertuples(index=False):
-        if row.kind not in kind_of:
-            continue
-        alarm, opens = kind_of[row.kind]
-        if opens and alarm not in opened:
-            opened[alarm] = Alarm(unit_id, alarm, int(row.time_us), str(row.reason))
-            history.append(opened[alarm])
-        elif not opens and alarm in opened:
-            opened.pop(alarm).closed_us = int(row.time_us)
-    acknowledged = {(str(row.params.get("kind")), int(row.params.get("time_us", -1)))
-                    for row in events.itertuples(index=False) if row.kind == "alarm_ack"}  # fmt: skip
-    for alarm in history:
-        alarm.acknowledged = (alarm.kind, alarm.opened_us) in acknowledged
-    return history
+    alarms = UnitAlarms(unit_id)
+    alarms.fold(decisions, events)
+    return alarms.history
+
+
+class AlarmBook:
+    """Every unit's alarms kept between the views' ticks: each tick reads only the decisions and events from
+    the last one read on (the pipeline writes a unit's decisions in time order; acknowledgements are
+    recorded at the time they are made), instead of every unit's whole record."""
+
+    def __init__(self) -> None:
+        self._units: dict[str, UnitAlarms] = {}
+
+    def alarms(self, store: Store, unit_id: str) -> list[Alarm]:
+        unit = self._units.setdefault(unit_id, UnitAlarms(unit_id))
+        unit.fold(store.decisions(unit_id, start_us=unit.decisions_from_us),
+                  store.events(unit_id, start_us=unit.events_from_us))
+        return unit.history
 
 
 def unit_status(store: Store, unit_id: str, metadata: dict, now_us: int,
-                first_estimate_us: dict[str, int] | None = None,
-                heard_us: int | None = None) -> UnitStatus:  # fmt: skip
+                first_estimate_us: dict[str, int] | None = None, heard_us: int | None = None,
+                book: AlarmBook | None = None) -> UnitStatus:  # fmt: skip
     """The fleet view's row for one unit (module doc). Online: heard from within ``OFFLINE_AFTER_S`` of
     ``now_us``, by ``heard_us`` (the wall-clock time its last frame arrived, when the service knows it) or
     else by the time of its last frame. ``first_estimate_us`` remembers each unit's first estimate time
-    between calls (it never changes), so only the last hours of estimates are read each time."""
+    between calls (it never changes), so only the last hours of estimates are read each time; ``book`` keeps
+    the alarms between calls (without it the unit's whole record is read)."""
     last = store.last_frame(unit_id)
     last_seen = None if last is None else last[1]
     heard = heard_us if heard_us is not None else last_seen
@@ -119,17 +168,19 @@ def unit_status(store: Store, unit_id: str, metadata: dict, now_us: int,
             if unit_id not in known:
                 known[unit_id] = int(store.estimates(unit_id).time_us.iloc[0])
             status.days_of_data = (int(row["time_us"]) - known[unit_id]) / 86_400e6
-    status.alarms = alarm_history(unit_id, store.decisions(unit_id), store.events(unit_id))
+    status.alarms = (alarm_history(unit_id, store.decisions(unit_id), store.events(unit_id)) if book is None
+                     else book.alarms(store, unit_id))  # fmt: skip
     return status
 
 
 def fleet_status(store: Store, now_us: int, first_estimate_us: dict[str, int] | None = None,
-                 heard_us: dict[str, int] | None = None) -> list[UnitStatus]:  # fmt: skip
+                 heard_us: dict[str, int] | None = None,
+                 book: AlarmBook | None = None) -> list[UnitStatus]:  # fmt: skip
     """Every registered unit's row, by unit id (``heard_us``: wall-clock arrival of each unit's last frame)."""
     heard_us = heard_us or {}
-    return [unit_status(store, unit_id, metadata, now_us, first_estimate_us, heard_us.get(unit_id))
+    return [unit_status(store, unit_id, metadata, now_us, first_estimate_us, heard_us.get(unit_id), book)
             for unit_id, metadata in sorted(store.units().items())]  # fmt: skip
 
 
-__all__ = ["ACRE_OF_FOREST_T_CO2_PER_YEAR", "ALARMS", "Alarm", "UnitStatus", "alarm_history", "fleet_status",
-           "unit_status"]
+__all__ = ["ACRE_OF_FOREST_T_CO2_PER_YEAR", "ALARMS", "Alarm", "AlarmBook", "UnitAlarms", "UnitStatus", "alarm_history",
+           "fleet_status", "unit_status"]

@@ -28,7 +28,9 @@ def _cultures(seed: int, units: int, steps: int) -> tuple[np.ndarray, np.ndarray
 
 def test_interleaved_samples_give_the_batch_filter_exactly():
     times, od, dilution = _cultures(seed=1, units=5, steps=300)
-    batch = filter_growth(times, od, dilution)
+    dry_weight = np.full(od.shape, np.nan)  # manual samples on a few steps (one before unit 0's chain starts)
+    dry_weight[:, [2, 120, 250]] = np.nan_to_num(od[:, [2, 120, 250]], nan=0.3) + 0.01
+    batch = filter_growth(times, od, dilution, dry_weight=dry_weight, dry_weight_sd=0.03)
     chains = OnlineGrowthFilter()
     for _ in range(5):
         chains.add_unit(GrowthModel())
@@ -38,7 +40,7 @@ def test_interleaved_samples_give_the_batch_filter_exactly():
     means, covs, flags = np.empty((units, steps, 4)), np.empty((units, steps, 4, 4)), np.empty((units, steps), int)
     for chunk in np.array_split(np.arange(order.size), 97):  # uneven batches of arrivals
         u, k = unit_index[chunk], step_index[chunk]
-        mean, cov, flag = chains.update(u, times[u, k], od[u, k], dilution[u, k])
+        mean, cov, flag = chains.update(u, times[u, k], od[u, k], dilution[u, k], dry_weight[u, k], dry_weight_sd=0.03)
         means[u, k], covs[u, k], flags[u, k] = mean, cov, flag
     np.testing.assert_array_equal(flags, batch.flags)
     started = ~np.isnan(means[..., 0])
@@ -83,3 +85,23 @@ def test_estimate_columns_and_bad_input():
         OnlineGrowthFilter.from_state({"mean": np.zeros((1, 4)), "format": [STATE_FORMAT]})
     with pytest.raises(StateFormatError, match="layout 1"):  # an older release's state (the chain on ln X)
         OnlineGrowthFilter.from_state({name: value for name, value in chains.state().items() if name != "format"})
+
+
+def test_a_reset_unit_starts_afresh_and_replays_to_the_same_chain():
+    times, od, dilution = _cultures(seed=3, units=2, steps=100)
+    chains = OnlineGrowthFilter()
+    for _ in range(2):
+        chains.add_unit(GrowthModel())
+    u = np.repeat([0, 1], 100)
+    k = np.tile(np.arange(100), 2)
+    first, _, _ = chains.update(u, times[u, k], od[u, k], dilution[u, k])
+    other_before = chains.state()
+    chains.reset_unit(0)
+    assert np.isnan(chains.mean[0]).all()
+    again, _, _ = chains.update(np.zeros(100, int), times[0], od[0], dilution[0])
+    np.testing.assert_array_equal(again, first[:100])
+    for name in ("mean", "cov", "clock"):
+        np.testing.assert_array_equal(chains.state()[name][1], other_before[name][1])
+    with pytest.raises(IndexError):
+        chains.reset_unit(2)
+

@@ -16,8 +16,8 @@ from algaflow.fusion.estimator import sensor_growth_model
 from algaflow.fusion.growth import filter_growth
 from algaflow.service.config import PipelineSettings
 from algaflow.service.pipeline import STATE_NAME, LivePipeline
-from algaflow.store import open_store
-from algaflow.store.base import IngestBatch
+from algaflow.store import ReadingBatch, StoredEvent, open_store
+from algaflow.store.base import IngestBatch, to_time_us
 
 STRAIN = load_strain("chlorella_vulgaris")
 T0 = datetime.now(UTC) - timedelta(days=6)
@@ -98,6 +98,44 @@ def test_a_stored_calibration_curve_is_the_chains_factor_and_its_uncertainty_joi
     expected_sd = np.sqrt(batch.biomass_sd[0] ** 2 + curve.biomass_variance(batch.biomass_g_per_l[0]))
     np.testing.assert_allclose(estimates.biomass_sd, expected_sd, rtol=1e-7)
     assert np.all(estimates.biomass_sd > batch.biomass_sd[0])
+
+
+def test_dry_weights_prompt_or_late_give_what_the_batch_filter_gives_with_them(store):
+    """A dry weight recorded as it is taken is a factor at the next sample; one recorded hours later (as lab
+    results come) makes r1's chain replay its stored record with it. Either way the stored estimates are the
+    batch filter's with the dry weights placed on the first samples at or after their times."""
+    frames = culture_frames("r1", steps=900, seed=7)
+    store.ingest(frames[:600])
+    pipeline = LivePipeline(store)
+    feed(pipeline, frames[:600])
+    hours = np.array([(f.time - T0).total_seconds() / 3600 for f in frames])
+    od = np.array([f.readings["od750"] for f in frames])
+    dilution = np.zeros(len(frames))
+    dilution[700] = 0.7
+
+    def dry_weight_event(hour: float, grams: float) -> StoredEvent:
+        return StoredEvent("r1", to_time_us(T0 + timedelta(hours=hour)), "dry_weight_sample", {"g_per_l": grams})
+
+    late = dry_weight_event(20.05, 0.33)  # sampled at 20.05 h (truth 0.31 g/L), entered when the chain is at 59.9 h
+    store.write_events([late])
+    pipeline.process(ReadingBatch([], [], [], [], []), [late])
+    prompt = dry_weight_event(60.02, 1.70)  # after the last sample processed (truth 1.67): waits for the next one
+    store.write_events([prompt])
+    pipeline.process(ReadingBatch([], [], [], [], []), [prompt])
+    store.ingest(frames[600:])
+    feed(pipeline, frames[600:])
+    dry_weight = np.full(len(frames), np.nan)
+    dry_weight[np.searchsorted(hours, 20.05)] = 0.33
+    dry_weight[np.searchsorted(hours, 60.02)] = 1.70
+    batch = filter_growth(hours, od, dilution, sensor_growth_model("od750", STRAIN), keep_priors=False,
+                          dry_weight=dry_weight, dry_weight_sd=0.02)  # fmt: skip
+    without = filter_growth(hours, od, dilution, sensor_growth_model("od750", STRAIN), keep_priors=False)
+    estimates = store.estimates("r1")
+    assert len(estimates) == len(frames)
+    np.testing.assert_allclose(estimates.biomass_g_per_l, batch.biomass_g_per_l[0], rtol=1e-7)
+    np.testing.assert_allclose(estimates.growth_rate_per_h, batch.growth_rate_per_h[0], rtol=1e-7, atol=1e-12)
+    k = np.searchsorted(hours, 20.05)
+    assert abs(estimates.biomass_g_per_l[k] - without.biomass_g_per_l[0, k]) > 1e-4  # the late sample counted
 
 
 def test_a_restart_resumes_from_checkpoint_and_replay_as_if_it_never_stopped(store, tmp_path):

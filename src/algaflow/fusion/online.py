@@ -28,6 +28,7 @@ from algaflow.fusion.growth import (
     N_GROWTH_STATE,
     PENDING_SURVIVAL,
     GrowthModel,
+    dry_weight_update,
     growth_step,
     initial_belief,
     pre_start_flag,
@@ -50,8 +51,8 @@ FIRST_TIME, PRE_START_LOG_SURVIVAL, STARTED = range(3)
 
 
 @njit(cache=True, error_model="numpy")
-def _advance(unit_index, times_h, values, dilution, models, mean, cov, clock, rejected, pre_start, flags,
-             out_mean, out_cov) -> None:  # fmt: skip
+def _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_variance, models, mean, cov, clock,
+             rejected, pre_start, flags, out_mean, out_cov) -> None:  # fmt: skip
     n = N_GROWTH_STATE
     scratch = step_scratch()
     prior_mean = np.empty(n)
@@ -82,6 +83,8 @@ def _advance(unit_index, times_h, values, dilution, models, mean, cov, clock, re
         run = rejected[u, : max(int(model[JUMP_CONFIRMATIONS]), 1)]
         flags[k] = growth_step(time, value, dilution[k], 0.0, model, previous_mean, previous_cov, clock[u], run,
                                mean[u], cov[u], prior_mean, prior_cov, transition, scratch)  # fmt: skip
+        if math.isfinite(dry_weight[k]):
+            dry_weight_update(mean[u], cov[u], dry_weight[k], dry_weight_variance)
         out_mean[k, :] = mean[u]
         out_cov[k, :, :] = cov[u]
 
@@ -119,10 +122,13 @@ class OnlineGrowthFilter:
         return self.units - 1
 
     def update(self, unit_index: np.ndarray, times_h: np.ndarray, values: np.ndarray,
-               dilution_fraction: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+               dilution_fraction: np.ndarray | None = None, dry_weight: np.ndarray | None = None,
+               dry_weight_sd: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """Advance by samples in the order given (a unit may appear several times, in time order):
-        ``dilution_fraction`` is the known fraction removed just before each sample. Returns per sample the
-        posterior mean (k, 4), covariance (k, 4, 4) (NaN before the unit's chain starts) and flag."""
+        ``dilution_fraction`` is the known fraction removed just before each sample, ``dry_weight`` a manual
+        dry weight (g/L, sd ``dry_weight_sd``) taken with it (NaN where none; a factor on X after the OD
+        factor, as in :func:`~algaflow.fusion.growth.filter_growth`). Returns per sample the posterior mean
+        (k, 4), covariance (k, 4, 4) (NaN before the unit's chain starts) and flag."""
         unit_index = np.ascontiguousarray(unit_index, dtype=np.int64)
         times_h = np.ascontiguousarray(times_h, dtype=float)
         values = np.ascontiguousarray(values, dtype=float)
@@ -135,12 +141,27 @@ class OnlineGrowthFilter:
             raise IndexError(f"unit index out of range (this filter has {self.units} units)")
         if np.any((dilution < 0) | (dilution >= 1)):
             raise ValueError("dilution_fraction must lie in [0, 1): the fraction of culture removed")
+        dry_weight = (np.full(samples, np.nan) if dry_weight is None
+                      else np.ascontiguousarray(dry_weight, dtype=float))  # fmt: skip
+        if dry_weight.shape != (samples,) or not dry_weight_sd > 0:
+            raise ValueError("dry_weight must be 1-D, one per sample, and dry_weight_sd > 0 g/L")
         flags = np.empty(samples, dtype=np.int64)
         out_mean = np.empty((samples, N_GROWTH_STATE))
         out_cov = np.empty((samples, N_GROWTH_STATE, N_GROWTH_STATE))
-        _advance(unit_index, times_h, values, dilution, self.models, self.mean, self.cov, self.clock, self.rejected,
-                 self.pre_start, flags, out_mean, out_cov)  # fmt: skip
+        _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_sd**2, self.models, self.mean, self.cov,
+                 self.clock, self.rejected, self.pre_start, flags, out_mean, out_cov)  # fmt: skip
         return out_mean, out_cov, flags
+
+    def reset_unit(self, index: int) -> None:
+        """Forget unit ``index``'s chain (its factor stays): its next sample starts it afresh, as
+        :meth:`add_unit` leaves a new one (to replay its record, e.g. with a dry weight that came late)."""
+        if not 0 <= index < self.units:
+            raise IndexError(f"unit index out of range (this filter has {self.units} units)")
+        self.mean[index] = np.nan
+        self.cov[index] = np.nan
+        self.clock[index] = 0.0
+        self.rejected[index] = 0.0
+        self.pre_start[index] = (np.nan, 0.0, 0.0)
 
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume (copies), with the layout's version (:data:`STATE_FORMAT`)."""

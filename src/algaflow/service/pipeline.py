@@ -8,7 +8,10 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   stored calibration curve for that sensor and the unit's strain in ``calibrations`` (``algaflow calibrate
   --store``) when there is one, with its slope's uncertainty added to the biomass variance, else the strain's
   catalog slope; the curve is chosen when the unit's chain starts. A harvest or dilution event removes its
-  fraction just before the first sample at or after its time;
+  fraction just before the first sample at or after its time; a dry-weight sample (event ``dry_weight_sample``)
+  is a factor on X at the first sample at or after its time. One that comes late (at or before the unit's
+  last processed sample, as lab results do) makes the unit's chain start afresh and replay its stored record
+  with it, rewriting its estimates; decisions already taken stand, later ones follow the corrected chain;
 - CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
 - decisions, on each change of a flag: ``harvest_ready`` / ``harvest_clear`` (control.harvest: P(μ < θ)
   with hysteresis), ``degas_on`` / ``degas_off`` (control.alarms on the highest DO reading),
@@ -37,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from algaflow.catalog import load_strain
+from algaflow.catalog import SENSORS, load_strain
 from algaflow.catalog.frames import GOOD
 from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss, temperature_growth_loss
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
@@ -57,6 +60,21 @@ DO_SENSORS = ("do_tank", "do_tube")
 TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
 WATCHED = (*BIOMASS_SENSORS, *DO_SENSORS, *TEMPERATURE_SENSORS)
 DILUTING_EVENTS = ("harvest", "dilution")
+DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
+
+
+def place_pending(pending: list[tuple[int, float]], sample_times_us: np.ndarray) -> tuple[np.ndarray, list]:
+    """Each pending (time, value) on the first sample at or after its time (the last of several on one
+    sample); returns the values per sample (NaN where none) and those after the last sample, still pending."""
+    placed = np.full(sample_times_us.size, np.nan)
+    still = []
+    for at, value in pending:
+        k = int(np.searchsorted(sample_times_us, at, side="left"))
+        if k < placed.size:
+            placed[k] = value
+        else:
+            still.append((at, value))
+    return placed, still
 STATE_NAME = "live_pipeline"
 DEFAULT_VOLUME_L = 80.0
 
@@ -71,6 +89,7 @@ class UnitTrack:
     volume_l: float
     last_time_us: int = -(2**62)
     pending_dilution: list[tuple[int, float]] = field(default_factory=list)  # (time_us, fraction)
+    pending_dry_weight: list[tuple[int, float]] = field(default_factory=list)  # (time_us, g/L)
     initial: tuple[float, float] | None = None  # X(t₀), its sd
     last_biomass: tuple[float, float] | None = None
     harvested: float = 0.0  # Σ f X(t_h⁻), g/L
@@ -127,6 +146,8 @@ class LivePipeline:
         self._last_checkpoint = time.monotonic()
         self.frames_processed = 0
         self._queue: queue.Queue[tuple[ReadingBatch, Sequence[StoredEvent]] | None] = queue.Queue()
+        self._late_dry_weight: set[str] = set()  # units whose chain replays after this batch
+        self._replaying = False
         self._worker: threading.Thread | None = None
 
     # ---- running beside the ingest path -----------------------------------------------------------------------
@@ -211,6 +232,9 @@ class LivePipeline:
             decisions, estimates = self._process(readings, events)
             if estimates:
                 self.store.write_estimates(pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS]))
+            for unit_id in sorted(self._late_dry_weight):
+                self._replay_unit(unit_id)
+            self._late_dry_weight.clear()
             self.store.write_decisions(decisions)
             if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_every_s:
                 self._checkpoint()
@@ -231,6 +255,12 @@ class LivePipeline:
                 track = self._track(event.unit_id, set())
                 if event.time_us > track.last_time_us:
                     track.pending_dilution.append((int(event.time_us), float(event.params["fraction"])))
+            elif event.kind == "dry_weight_sample":
+                track = self._track(event.unit_id, set())
+                if event.time_us > track.last_time_us:
+                    track.pending_dry_weight.append((int(event.time_us), float(event.params["g_per_l"])))
+                elif not self._replaying:
+                    self._late_dry_weight.add(event.unit_id)
         if len(readings) == 0:
             return [], []
         raw_values, good_values, units, times = watched_table(readings)
@@ -241,6 +271,7 @@ class LivePipeline:
         sample_rows: list[np.ndarray] = []
         sample_chains: list[np.ndarray] = []
         sample_dilutions: list[np.ndarray] = []
+        sample_dry_weights: list[np.ndarray] = []
         sample_values: list[np.ndarray] = []
         samples = 0
         boundaries = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
@@ -259,6 +290,8 @@ class LivePipeline:
                 sample_chains.append(np.full(rows.size, track.index))
                 sample_values.append(raw_values[rows, sensor_column])
                 sample_dilutions.append(self._dilutions(track, times[rows]))
+                placed, track.pending_dry_weight = place_pending(track.pending_dry_weight, times[rows])
+                sample_dry_weights.append(placed)
             segments.append((unit_id, track, first, end, slice(samples, samples + rows.size)))
             samples += rows.size
             track.last_time_us = int(times[end - 1])
@@ -267,7 +300,8 @@ class LivePipeline:
             all_rows = np.concatenate(sample_rows)
             dilution = np.concatenate(sample_dilutions)
             mean, cov, _ = self.chains.update(np.concatenate(sample_chains), times[all_rows] / HOUR_US,
-                                              np.concatenate(sample_values), dilution)  # fmt: skip
+                                              np.concatenate(sample_values), dilution,
+                                              np.concatenate(sample_dry_weights), DRY_WEIGHT_SD)  # fmt: skip
         do_columns = [column[s] for s in DO_SENSORS]
         temperature_columns = [column[s] for s in TEMPERATURE_SENSORS]
         decisions: list[Decision] = []
@@ -389,6 +423,30 @@ class LivePipeline:
         track.temperature_alarm = bool(alarm[-1])
         return decisions
 
+    def _replay_unit(self, unit_id: str) -> None:
+        """Start the unit's chain afresh and run its stored record through it again (its readings and events,
+        a late dry weight among them), rewriting its estimates; the decisions of the replay are not stored
+        (those taken stand), the unit's flags are left as the replay ends."""
+        track = self.tracks.get(unit_id)
+        if track is None or track.index < 0:
+            return
+        self.chains.reset_unit(track.index)
+        self.tracks[unit_id] = UnitTrack(index=track.index, sensor=track.sensor, strain=track.strain,
+                                         volume_l=track.volume_l, calibration=track.calibration)  # fmt: skip
+        stored = self.store.readings(unit_id, list(WATCHED)).sort_values(["time_us", "sensor"], kind="stable")
+        events = [StoredEvent(unit_id, int(e.time_us), e.kind, dict(e.params))
+                  for e in self.store.events(unit_id).itertuples(index=False)]  # fmt: skip
+        batch = ReadingBatch(np.full(len(stored), unit_id, dtype=object), stored.sensor.to_numpy(),
+                             stored.time_us.to_numpy(), stored.value.to_numpy(), stored.quality.to_numpy())
+        self._replaying = True
+        try:
+            _, estimates = self._process(batch, events)
+        finally:
+            self._replaying = False
+        if estimates:
+            self.store.write_estimates(pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS]))
+        log.info("unit %s: a late dry weight; its chain replayed %d readings", unit_id, len(batch))
+
     # ---- state ------------------------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
         buffer = io.BytesIO()
@@ -423,6 +481,7 @@ class LivePipeline:
             if blob is not None:
                 for unit, values in tracks.items():
                     values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
+                    values["pending_dry_weight"] = [tuple(p) for p in values.get("pending_dry_weight", [])]
                     values["initial"] = None if values["initial"] is None else tuple(values["initial"])
                     values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
                     values["best_productivity"] = (-np.inf if values["best_productivity"] is None

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-from scipy.linalg import expm
 
 from algaflow.fusion.growth import (
     FLAG_NAMES,
@@ -16,6 +15,7 @@ from algaflow.fusion.growth import (
     filter_growth,
     process_factor,
 )
+from tests.fusion.test_growth_log_step import log_space_discretisation
 
 
 def _culture(rng, hours=48.0, every_min=1.0, harvest_at=25.0, fraction=0.7, spike_rate=0.0, noise=1.0):
@@ -35,22 +35,12 @@ def _culture(rng, hours=48.0, every_min=1.0, harvest_at=25.0, fraction=0.7, spik
 
 
 def test_process_noise_is_the_exact_log_space_discretisation_carried_to_biomass():
-    """Van Loan (1978): Q_ℓ = ∫₀^Δt e^{As} L Lᵀ e^{Aᵀs} ds from the block exponential, for dℓ = μ dt, db = d dt;
-    the factor's Q is J Q_ℓ Jᵀ with J = diag(X_k, 1, 1, 1), and its F the Jacobian of the mean map."""
+    """The factor's Q is J Q_ℓ Jᵀ with J = diag(X_k, 1, 1, 1) and Q_ℓ the Van Loan (1978) discretisation of the
+    log-space walks (tests/fusion/test_growth_log_step.py), and its F the Jacobian of the mean map."""
     model = GrowthModel()
     dt, survival, rate_input = 0.37, 0.3, 0.004
     n = N_GROWTH_STATE
-    a = np.zeros((n, n))
-    a[0, 1] = 1.0  # dℓ/dt = μ
-    a[2, 3] = 1.0  # db/dt = d
-    diffusion = np.diag([model.log_biomass_diffusion, model.growth_rate_diffusion, model.baseline_diffusion,
-                         model.drift_diffusion])
-    block = np.zeros((2 * n, 2 * n))
-    block[:n, :n] = -a
-    block[:n, n:] = diffusion
-    block[n:, n:] = a.T
-    exponential = expm(block * dt)
-    noise_log_space = exponential[n:, n:].T @ exponential[:n, n:]
+    noise_log_space = log_space_discretisation(model, dt)[1]
     parameters = model.as_array()
     mean = np.array([0.4, 0.05, 0.01, 2e-4])
 

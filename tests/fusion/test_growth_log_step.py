@@ -14,11 +14,9 @@ from algaflow.fusion.growth_log_step import (
 )
 
 
-def test_log_process_factor_is_the_exact_discretisation():
-    """Van Loan (1978) for dℓ = μ dt + σ_ℓ dW, dμ = σ_μ dW, db = d dt + σ_b dW, dd = σ_d dW, plus the known
-    shift ln(1 − f) + u Δt/2 of ℓ and u of μ."""
-    model = GrowthModel()
-    dt, survival, rate_input = 2.5, 0.4, 0.003
+def log_space_discretisation(model: GrowthModel, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Van Loan (1978): F = e^{AΔt} and Q_ℓ = ∫₀^Δt e^{As} L Lᵀ e^{Aᵀs} ds from the block exponential, for
+    dℓ = μ dt + σ_ℓ dW, dμ = σ_μ dW, db = d dt + σ_b dW, dd = σ_d dW."""
     n = 4
     drift = np.zeros((n, n))
     drift[0, 1] = drift[2, 3] = 1.0
@@ -27,12 +25,22 @@ def test_log_process_factor_is_the_exact_discretisation():
     block = np.zeros((2 * n, 2 * n))
     block[:n, :n], block[:n, n:], block[n:, n:] = -drift, diffusion, drift.T
     exponential = expm(block * dt)
+    return expm(drift * dt), exponential[n:, n:].T @ exponential[:n, n:]
+
+
+def test_log_process_factor_is_the_exact_discretisation():
+    """The log-coordinate factor is the Van Loan discretisation, plus the known shift ln(1 − f) + u Δt/2 of
+    ℓ and u of μ."""
+    model = GrowthModel()
+    dt, survival, rate_input = 2.5, 0.4, 0.003
+    n = 4
+    exact_transition, exact_noise = log_space_discretisation(model, dt)
     mean = np.array([np.log(0.3), 0.02, 0.01, 1e-4])
     transition, noise, predicted = np.empty((n, n)), np.empty((n, n)), np.empty(n)
     log_process_factor(dt, survival, rate_input, model.as_array(), mean, transition, noise, predicted)
-    np.testing.assert_allclose(transition, expm(drift * dt), rtol=1e-12)
-    np.testing.assert_allclose(noise, exponential[n:, n:].T @ exponential[:n, n:], rtol=1e-9, atol=1e-18)
-    expected = expm(drift * dt) @ mean + [np.log(survival) + 0.5 * rate_input * dt, rate_input, 0.0, 0.0]
+    np.testing.assert_allclose(transition, exact_transition, rtol=1e-12)
+    np.testing.assert_allclose(noise, exact_noise, rtol=1e-9, atol=1e-18)
+    expected = exact_transition @ mean + [np.log(survival) + 0.5 * rate_input * dt, rate_input, 0.0, 0.0]
     np.testing.assert_allclose(predicted, expected, rtol=1e-12)
 
 

@@ -290,7 +290,9 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             raise dash.exceptions.PreventUpdate
         _, end_us, _ = unit_window(unit_id, "24 h")
         curve = pipeline.calibration_in_use(unit_id) if pipeline is not None else None
-        return sensor_panel(store, unit_id, end_us, curve), calibration_text(store.unit(unit_id) or {}, curve)
+        metadata = store.unit(unit_id) or {}
+        return (sensor_panel(store, unit_id, end_us, curve, metadata=metadata),
+                calibration_text(metadata, curve))  # fmt: skip
 
     @app.callback(Output("event-message", "children"), Output("event-value-error", "children"),
                   Output("event-time-error", "children"), Input("event-submit", "n_clicks"),

@@ -73,9 +73,11 @@ def harvests_since(events: pd.DataFrame, origin_us: int) -> list[tuple[float, fl
 
 
 def sensor_panel(store: Store, unit_id: str, end_us: int, calibration: BiomassCalibration | None = None,
-                 window_h: float = HEALTH_WINDOW_H) -> list[dict[str, object]]:  # fmt: skip
-    """The unit's sensors over [end − window, end), ranked (module doc); empty if it sent nothing then."""
-    metadata = store.unit(unit_id) or {}
+                 window_h: float = HEALTH_WINDOW_H,
+                 metadata: dict | None = None) -> list[dict[str, object]]:  # fmt: skip
+    """The unit's sensors over [end − window, end), ranked (module doc); empty if it sent nothing then.
+    ``metadata``: the unit's registered metadata, when the caller has read it already."""
+    metadata = (store.unit(unit_id) or {}) if metadata is None else metadata
     start_us = end_us - int(window_h * HOUR_US)
     long = store.readings(unit_id, start_us=start_us, end_us=end_us)
     if long.empty:

@@ -76,6 +76,24 @@ KIND_OF = {decision: (alarm, decision == pair[0]) for alarm, pair in ALARMS.item
 
 
 @dataclass(slots=True)
+class ReadEdge:
+    """How far a time-ordered record has been read: the last time read and the kinds already read at it, so
+    that the next read may start at that time (a row written there later is not missed) and skip the rest."""
+
+    time_us: int | None = None
+    kinds: set[str] = field(default_factory=set)
+
+    def is_new(self, time_us: int, kind: str) -> bool:
+        """Whether a row, in time order, was not read before; it is read now."""
+        if time_us == self.time_us and kind in self.kinds:
+            return False
+        if time_us != self.time_us:
+            self.time_us, self.kinds = time_us, set()
+        self.kinds.add(kind)
+        return True
+
+
+@dataclass(slots=True)
 class UnitAlarms:
     """One unit's alarms folded from its decisions and events in time order (:func:`alarm_history`'s rule),
     with where the fold has got to, so that later decisions and events can be folded in."""
@@ -84,21 +102,14 @@ class UnitAlarms:
     history: list[Alarm] = field(default_factory=list)
     opened: dict[str, Alarm] = field(default_factory=dict)
     acknowledged: set[tuple[str, int]] = field(default_factory=set)
-    decisions_from_us: int | None = None  # the last decision time read; rows at it already folded are skipped
-    decisions_at_edge: set[str] = field(default_factory=set)
-    events_from_us: int | None = None
-    events_at_edge: set[str] = field(default_factory=set)
+    decisions_read: ReadEdge = field(default_factory=ReadEdge)
+    events_read: ReadEdge = field(default_factory=ReadEdge)
 
     def fold(self, decisions: pd.DataFrame, events: pd.DataFrame) -> None:
         """Fold in decisions and events (``DECISION_COLUMNS``, ``EVENT_COLUMNS``, by time) not folded yet."""
         for row in decisions.itertuples(index=False):
             time_us = int(row.time_us)
-            if time_us == self.decisions_from_us and row.kind in self.decisions_at_edge:
-                continue
-            if time_us != self.decisions_from_us:
-                self.decisions_from_us, self.decisions_at_edge = time_us, set()
-            self.decisions_at_edge.add(row.kind)
-            if row.kind not in KIND_OF:
+            if not self.decisions_read.is_new(time_us, row.kind) or row.kind not in KIND_OF:
                 continue
             alarm, opens = KIND_OF[row.kind]
             if opens and alarm not in self.opened:
@@ -107,13 +118,7 @@ class UnitAlarms:
             elif not opens and alarm in self.opened:
                 self.opened.pop(alarm).closed_us = time_us
         for row in events.itertuples(index=False):
-            time_us = int(row.time_us)
-            if time_us == self.events_from_us and row.kind in self.events_at_edge:
-                continue
-            if time_us != self.events_from_us:
-                self.events_from_us, self.events_at_edge = time_us, set()
-            self.events_at_edge.add(row.kind)
-            if row.kind == "alarm_ack":
+            if self.events_read.is_new(int(row.time_us), row.kind) and row.kind == "alarm_ack":
                 self.acknowledged.add((str(row.params.get("kind")), int(row.params.get("time_us", -1))))
         for alarm in self.history:
             alarm.acknowledged = (alarm.kind, alarm.opened_us) in self.acknowledged
@@ -136,8 +141,8 @@ class AlarmBook:
 
     def alarms(self, store: Store, unit_id: str) -> list[Alarm]:
         unit = self._units.setdefault(unit_id, UnitAlarms(unit_id))
-        unit.fold(store.decisions(unit_id, start_us=unit.decisions_from_us),
-                  store.events(unit_id, start_us=unit.events_from_us))
+        unit.fold(store.decisions(unit_id, start_us=unit.decisions_read.time_us),
+                  store.events(unit_id, start_us=unit.events_read.time_us))
         return unit.history
 
 

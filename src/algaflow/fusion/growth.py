@@ -55,6 +55,7 @@ from algaflow.fusion.growth_log_step import (
     from_log_coordinates,
     iterate_here,
     iterated_od_update,
+    linear_process_rows,
     log_process_factor,
     log_space_noise,
     lowest_log_biomass_point,
@@ -110,16 +111,10 @@ def process_factor(dt: float, survival: float, rate_input: float, model: np.ndar
     (module doc): the predicted mean, F (the Jacobian at ``mean``) and Q."""
     growth = survival * math.exp(mean[GROWTH_RATE] * dt + 0.5 * rate_input * dt)
     biomass = mean[BIOMASS] * growth
+    linear_process_rows(dt, rate_input, mean, transition, out_mean)
     out_mean[BIOMASS] = biomass
-    out_mean[GROWTH_RATE] = mean[GROWTH_RATE] + rate_input
-    out_mean[BASELINE] = mean[BASELINE] + dt * mean[DRIFT]
-    out_mean[DRIFT] = mean[DRIFT]
-    transition[:, :] = 0.0
-    for i in range(N_GROWTH_STATE):
-        transition[i, i] = 1.0
     transition[BIOMASS, BIOMASS] = growth
     transition[BIOMASS, GROWTH_RATE] = biomass * dt
-    transition[BASELINE, DRIFT] = dt
     log_space_noise(dt, model, noise)
     for i in range(N_GROWTH_STATE):  # J Q_ℓ Jᵀ, J = diag(X_k, 1, 1, 1)
         noise[BIOMASS, i] *= biomass

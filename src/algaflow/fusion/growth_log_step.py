@@ -100,18 +100,26 @@ def from_log_coordinates(mean: np.ndarray, cov: np.ndarray) -> float:
 
 
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
-def log_process_factor(dt: float, survival: float, rate_input: float, model: np.ndarray, mean: np.ndarray,
-                       transition: np.ndarray, noise: np.ndarray, out_mean: np.ndarray) -> None:
-    """The process factor in log coordinates (module doc): predicted mean, F and Q."""
-    out_mean[BIOMASS] = mean[BIOMASS] + mean[GROWTH_RATE] * dt + math.log(survival) + 0.5 * rate_input * dt
+def linear_process_rows(dt: float, rate_input: float, mean: np.ndarray, transition: np.ndarray,
+                        out_mean: np.ndarray) -> None:
+    """What the process factor is in either coordinates: μ_k = μ + u, b_k = b + d Δt, d_k = d, and F the
+    identity but F_bd = Δt; the caller fills the biomass row (X or ℓ)."""
     out_mean[GROWTH_RATE] = mean[GROWTH_RATE] + rate_input
     out_mean[BASELINE] = mean[BASELINE] + dt * mean[DRIFT]
     out_mean[DRIFT] = mean[DRIFT]
     transition[:, :] = 0.0
     for i in range(N_GROWTH_STATE):
         transition[i, i] = 1.0
-    transition[BIOMASS, GROWTH_RATE] = dt
     transition[BASELINE, DRIFT] = dt
+
+
+@njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
+def log_process_factor(dt: float, survival: float, rate_input: float, model: np.ndarray, mean: np.ndarray,
+                       transition: np.ndarray, noise: np.ndarray, out_mean: np.ndarray) -> None:
+    """The process factor in log coordinates (module doc): predicted mean, F and Q."""
+    linear_process_rows(dt, rate_input, mean, transition, out_mean)
+    out_mean[BIOMASS] = mean[BIOMASS] + mean[GROWTH_RATE] * dt + math.log(survival) + 0.5 * rate_input * dt
+    transition[BIOMASS, GROWTH_RATE] = dt
     log_space_noise(dt, model, noise)
 
 

@@ -63,18 +63,19 @@ DILUTING_EVENTS = ("harvest", "dilution")
 DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
 
 
-def place_pending(pending: list[tuple[int, float]], sample_times_us: np.ndarray) -> tuple[np.ndarray, list]:
-    """Each pending (time, value) on the first sample at or after its time (the last of several on one
-    sample); returns the values per sample (NaN where none) and those after the last sample, still pending."""
-    placed = np.full(sample_times_us.size, np.nan)
-    still = []
-    for at, value in pending:
-        k = int(np.searchsorted(sample_times_us, at, side="left"))
-        if k < placed.size:
-            placed[k] = value
-        else:
-            still.append((at, value))
-    return placed, still
+
+
+def place_pending(pending: list[tuple[int, float]],
+                  sample_times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:  # fmt: skip
+    """Each pending (time, value) on the first sample at or after its time: the samples' indices and the
+    values, in the pending order, and those after the last sample, which stay pending."""
+    times = np.array([at for at, _ in pending], dtype=np.int64)
+    values = np.array([value for _, value in pending], dtype=float)
+    index = np.searchsorted(sample_times_us, times, side="left")
+    placed = index < sample_times_us.size
+    return index[placed], values[placed], [item for item, now in zip(pending, placed, strict=True) if not now]
+
+
 STATE_NAME = "live_pipeline"
 DEFAULT_VOLUME_L = 80.0
 
@@ -290,8 +291,7 @@ class LivePipeline:
                 sample_chains.append(np.full(rows.size, track.index))
                 sample_values.append(raw_values[rows, sensor_column])
                 sample_dilutions.append(self._dilutions(track, times[rows]))
-                placed, track.pending_dry_weight = place_pending(track.pending_dry_weight, times[rows])
-                sample_dry_weights.append(placed)
+                sample_dry_weights.append(self._dry_weights(track, times[rows]))
             segments.append((unit_id, track, first, end, slice(samples, samples + rows.size)))
             samples += rows.size
             track.last_time_us = int(times[end - 1])
@@ -324,16 +324,20 @@ class LivePipeline:
     def _dilutions(track: UnitTrack, sample_times_us: np.ndarray) -> np.ndarray:
         """Per sample, 1 − Π(1 − f) of the pending dilutions that fall on it: each at the first sample at or
         after its time (then no longer pending); those after the last sample stay pending."""
+        index, fractions, track.pending_dilution = place_pending(track.pending_dilution, sample_times_us)
         survival = np.ones(sample_times_us.size)
-        pending = []
-        for at, fraction in track.pending_dilution:
-            k = int(np.searchsorted(sample_times_us, at, side="left"))
-            if k < survival.size:
-                survival[k] *= 1.0 - fraction
-            else:
-                pending.append((at, fraction))
-        track.pending_dilution = pending
+        np.multiply.at(survival, index, 1.0 - fractions)
         return 1.0 - survival
+
+    @staticmethod
+    def _dry_weights(track: UnitTrack, sample_times_us: np.ndarray) -> np.ndarray:
+        """Per sample, the pending dry weight that falls on it (NaN where none; the last recorded of several),
+        placed as dilutions are."""
+        index, grams, track.pending_dry_weight = place_pending(track.pending_dry_weight, sample_times_us)
+        placed = np.full(sample_times_us.size, np.nan)
+        for k, value in zip(index.tolist(), grams.tolist(), strict=True):
+            placed[k] = value
+        return placed
 
     def _estimates(self, track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray,
                    dilution: np.ndarray, strain) -> dict[str, np.ndarray] | None:  # fmt: skip

@@ -1,13 +1,29 @@
-"""The reactor estimator: dry weights from the telemetry join the biomass chain as factors on X."""
+"""The reactor estimator: each biomass sensor's factor from the catalog; dry weights from the telemetry join the
+biomass chain as factors on X."""
 
 import numpy as np
 import pytest
 
-from algaflow.catalog import load_strain
-from algaflow.fusion.estimator import dry_weight_at_samples, estimate_unit
+from algaflow.catalog import SENSORS, load_strain
+from algaflow.fusion.calibration import fit_biomass_calibration
+from algaflow.fusion.estimator import BIOMASS_SENSORS, dry_weight_at_samples, estimate_unit, sensor_growth_model
 from algaflow.sim.suites import simulate_cases
 
 STRAIN = load_strain("chlorella_vulgaris")
+
+
+@pytest.mark.parametrize("sensor", BIOMASS_SENSORS)
+def test_the_baseline_prior_is_the_catalogs_offset_and_a_curve_adds_its_intercept_variance(sensor):
+    """The offset a calibration leaves on the probe (the catalog's offset_sd, which the simulator draws) is the
+    prior sd of the chain's baseline; a fitted curve's intercept variance adds to it."""
+    spec = SENSORS[sensor]
+    model = sensor_growth_model(sensor, STRAIN)
+    assert model.initial_baseline_sd == spec.offset_sd and model.od_noise_sd == spec.noise_sd
+    biomass = np.linspace(0.1, 2.0, 12)
+    signal = 0.02 + 0.9 * biomass + 0.01 * np.sin(7 * biomass)
+    curve = fit_biomass_calibration(biomass, signal, sensor=sensor, strain="chlorella_vulgaris")
+    with_curve = sensor_growth_model(sensor, STRAIN, calibration=curve)
+    assert with_curve.initial_baseline_sd == pytest.approx(np.hypot(spec.offset_sd, np.sqrt(curve.covariance[0][0])))
 
 
 def test_a_dry_weight_is_placed_on_the_first_chain_sample_at_or_after_it():

@@ -68,3 +68,20 @@ def test_readings_are_quantised_and_inside_range(run):
         values = telemetry[telemetry.sensor == name].value.to_numpy()
         assert values.min() >= spec.range[0] and values.max() <= spec.range[1]
         np.testing.assert_allclose(values / spec.resolution, np.round(values / spec.resolution), atol=1e-6)
+
+
+
+def test_a_photometers_offset_is_drawn_with_the_catalog_offset_sd():
+    """Each unit's probe keeps one calibration offset, N(0, offset_sd²): over 40 units, the sd of the mean
+    od750 reading error (the noise averaged out over the run) is the catalog's 2 noise sd (0.01 AU), within
+    the sampling error of 40 draws (sd ≈ 11 %); half the noise sd, the other probes' default, would be 0.25."""
+    from algaflow.sim.suites import simulate_cases
+
+    spec = SENSORS["od750"]
+    assert spec.offset_sd == pytest.approx(2 * spec.noise_sd) and SENSORS["temp_tube"].offset_sd == pytest.approx(
+        0.5 * SENSORS["temp_tube"].noise_sd)
+    errors = []
+    for case in simulate_cases("constant", "gaussian", sensors=("od750",), units=40, seed=3):
+        times, values = case.readings["od750"]
+        errors.append(np.mean(values - case.truth_at(times)[0] * case.strain.od750_per_g_per_l))
+    assert 0.7 < np.std(errors, ddof=1) / spec.offset_sd < 1.3

@@ -16,6 +16,8 @@ class SensorSpec:
     """One catalog sensor: what it measures, where, and how well.
 
     ``noise_sd`` is absolute in ``unit`` unless ``relative_noise`` (then a fraction of the reading).
+    ``offset_sd``: sd of one probe's zero offset left after calibration (a unit's constant bias), in ``unit``;
+    half the noise sd unless the catalog says otherwise (0 for relative-noise sensors).
     """
 
     name: str
@@ -27,6 +29,7 @@ class SensorSpec:
     resolution: float
     period_s: float
     relative_noise: bool = False
+    offset_sd: float = 0.0
 
 
 def _load() -> MappingProxyType[str, SensorSpec]:
@@ -44,6 +47,7 @@ def _load() -> MappingProxyType[str, SensorSpec]:
             resolution=float(row["resolution"]),
             period_s=float(row["period_s"]),
             relative_noise=bool(row.get("relative_noise", False)),
+            offset_sd=float(row.get("offset_sd", 0.0 if row.get("relative_noise") else 0.5 * row["noise_sd"])),
         )
     return MappingProxyType(specs)
 

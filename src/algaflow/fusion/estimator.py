@@ -73,12 +73,13 @@ def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = 
                         calibration: BiomassCalibration | None = None) -> GrowthModel:  # fmt: skip
     """The growth chain's measurement factor for ``sensor``: the catalog's noise and range, the strain's
     slope (or a fitted ``calibration`` curve: its c1, c2, and c0 as the baseline's prior mean, whose
-    variance joins the baseline prior); baseline and drift priors scaled from OD units to the sensor's
-    (same fraction of its noise)."""
+    variance joins the baseline prior); the baseline's prior sd is the catalog's offset sd of the probe
+    (the offset a calibration leaves); drift priors scaled from OD units to the sensor's (same fraction of
+    its noise)."""
     base = base or GrowthModel()
     spec = SENSORS[sensor]
     scale = spec.noise_sd / base.od_noise_sd
-    baseline_sd = base.initial_baseline_sd * scale
+    baseline_sd = spec.offset_sd
     slope, curvature, intercept = calibration_slope(sensor, strain), 0.0, 0.0
     if calibration is not None:
         if calibration.sensor != sensor:

@@ -31,7 +31,7 @@ class GrowthModel:
     baseline_diffusion: float = 1e-6  # σ_b², OD² per h
     drift_diffusion: float = 1e-10  # σ_d², (OD/h)² per h
     initial_growth_rate_sd: float = 0.1  # 1/h
-    initial_baseline_sd: float = 0.01  # OD: a blanked photometer's offset, two catalog noise sd
+    initial_baseline_sd: float = 0.01  # OD: a blanked photometer's offset (sensor_growth_model: catalog offset_sd)
     initial_drift_sd: float = 4e-4  # OD/h (0.01 OD per day)
     student_t_dof: float = 4.0
     gate_sigma: float = 8.0

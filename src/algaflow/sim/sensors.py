@@ -2,8 +2,9 @@
 
     reading = Q( clip( truth(t) + bias + drift·(t − t0) + ε + spike ) ),  ε ~ N(0, σ²)  (σ relative for counts)
 
-(or a heavy-tailed Student-t ε of the same variance, ``noise_student_t_dof``), with Q quantisation to
-the instrument's resolution and clip to its range (saturation). Samples go
+(or a heavy-tailed Student-t ε of the same variance, ``noise_student_t_dof``), with the probe's calibration
+offset, bias ~ N(0, σ_offset²) (the catalog's ``offset_sd``), drawn once per unit, Q quantisation to the
+instrument's resolution and clip to its range (saturation). Samples go
 missing at random (dropouts), and scenario faults switch on in a window: extra ``bias``, ``drift`` per
 day, ``stuck`` (frozen at the value when the fault began), ``dropout`` (probability), ``spikes``
 (probability of bubble spikes), ``offline`` (no readings). Each sensor samples at its own period with a
@@ -106,11 +107,11 @@ def read_sensor(
     values = _interpolate(times, truth.times_h, truth_values, name in _STEP_LIKE)
     sd = spec.noise_sd * (np.abs(values) if spec.relative_noise else 1.0)
     reading = values + sd * _unit_noise(rng, times.size, cfg.noise_student_t_dof)
-    # Calibration offset of this unit's probe (a fraction of the noise) and slow drift; a manual sample has no
+    # Calibration offset of this unit's probe (the catalog's offset sd) and slow drift; a manual sample has no
     # probe (the draws are made all the same, so the other sensors' readings do not depend on it).
     probe = name not in MANUAL_SAMPLES
     if spec.noise_sd > 0 and not spec.relative_noise and name not in _STEP_LIKE:
-        offset = 0.5 * spec.noise_sd * rng.standard_normal()
+        offset = spec.offset_sd * rng.standard_normal()
         reading += offset if probe else 0.0
     drift = cfg.drift_per_day.get(name, DEFAULT_DRIFT_PER_DAY.get(name, 0.0))
     slope = drift * rng.uniform(-1.0, 1.0)

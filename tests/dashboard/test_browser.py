@@ -67,6 +67,9 @@ def live(tmp_path):
     thread.start()
     while not server.started:
         time.sleep(0.05)
+    # On a fresh clone the chain's kernels compile for about a minute under the test load; the service does it
+    # as it starts, and the views are timed from when it is done.
+    assert service.kernels_ready.wait(300), "the fusion kernels did not compile within 5 minutes"
     # cultures that end near now: their frames count as fresh, and the form's default time (now) follows them
     start = datetime.now(UTC) - timedelta(hours=120)
     frames = {unit: [f.model_copy(update={"time": start + (f.time - culture_frames(unit, 1)[0].time)})

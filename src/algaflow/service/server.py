@@ -1,12 +1,16 @@
 """``algaflow serve``: the store, the live pipeline, the HTTP API, and MQTT (the embedded broker or an external
-one), wired from the settings and started in order; stopped in reverse, the pipeline checkpointed last."""
+one), wired from the settings and started in order; stopped in reverse, the pipeline checkpointed last.
+The fusion kernels are compiled from a background thread as the service starts
+(:func:`algaflow.fusion.warm_up.warm_up_kernels`; ``kernels_ready`` is set when they are)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 
 from fastapi import FastAPI
 
+from algaflow.fusion.warm_up import warm_up_kernels
 from algaflow.service.app import create_app
 from algaflow.service.compaction import PeriodicCompaction
 from algaflow.service.config import Settings, calibrations_path, lake_path
@@ -36,8 +40,18 @@ class Service:
             self.pipeline.publish = self.bridge.publish
         lake, every_s = lake_path(settings), settings.lake.compact_every_s
         self.compaction = PeriodicCompaction(self.store, lake, every_s) if lake is not None and every_s else None
+        self.kernels_ready = threading.Event()
+
+    def _warm_up(self) -> None:
+        try:
+            log.info("fusion kernels ready (%.1f s)", warm_up_kernels())
+        except Exception:  # a failed warm-up only means the first real call compiles
+            log.exception("warming up the fusion kernels failed")
+        finally:
+            self.kernels_ready.set()
 
     def start(self) -> None:
+        threading.Thread(target=self._warm_up, name="algaflow-warm-up", daemon=True).start()
         if self.pipeline is not None:
             replayed = self.pipeline.restore()
             log.info("live pipeline restored (%d readings replayed)", replayed)

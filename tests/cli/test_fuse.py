@@ -1,6 +1,5 @@
 """algaflow fuse on simulated telemetry (against the simulator's truth) and on real logs in ../shared/data."""
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -9,9 +8,8 @@ from typer.testing import CliRunner
 
 from algaflow.cli.fuse import fuse_file
 from algaflow.cli.main import app
+from tests.cli.real_logs import DATA, MIT, mit_telemetry
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-MIT = DATA / "mit_cyanobacteria_ingie-baho"
 ESTIMATE_COLUMNS = ["unit_id", "time", "biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd",
                     "co2_captured_g", "harvest_ready"]  # fmt: skip
 
@@ -68,20 +66,9 @@ def test_fuse_refuses_bad_files_with_a_clear_message(tmp_path):
     assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())
 
 
-def _colour_log_telemetry(path: Path, unit: str) -> pd.DataFrame:
-    """The authors' OD from the red channel of the colour sensor: OD = log10(37123.4 / Red)."""
-    log = pd.read_csv(path, header=None, names=["time", "red", "green", "blue", "clear"])
-    with np.errstate(divide="ignore"):
-        od = np.log10(37123.4 / log["red"].astype(float))
-    return pd.DataFrame({"unit_id": unit, "time": pd.to_datetime(log["time"], utc=True), "sensor": "od680",
-                         "value": od})  # fmt: skip
-
-
 @pytest.mark.skipif(not MIT.exists(), reason=f"real logs not found at {MIT} (../shared/data absent)")
 def test_fuse_on_the_real_cyanobacteria_logs(tmp_path):
-    frames = [_colour_log_telemetry(p, p.parent.name.replace(" ", "_"))
-              for p in sorted(MIT.glob("culture-data/*/color_log_*.txt"))]  # fmt: skip
-    telemetry = pd.concat(frames, ignore_index=True)
+    telemetry = mit_telemetry(probes=False)
     path = tmp_path / "telemetry.parquet"
     telemetry.to_parquet(path)
     estimates = fuse_file(path, tmp_path / "estimates.parquet", strain_name="arthrospira_platensis")

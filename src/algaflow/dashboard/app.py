@@ -198,8 +198,9 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                                  sort_action="native", style_cell={"textAlign": "left", "padding": "4px"},
                                  style_data_conditional=[{"if": {"filter_query": f"{{status}} = '{status}'"},
                                                           "backgroundColor": "#fde0dd"} for status in TROUBLE]),
-            html.P("Missing: share of the samples the sensor's period promises; set aside: samples the growth chain "
-                   "rejected, down-weighted or found invalid; sd without it: how much the biomass and growth-rate "
+            html.P("Missing: share of the samples the sensor's own sampling period promises; set aside: samples "
+                   "the growth chain rejected, down-weighted or found invalid; sd without it: how much the biomass "
+                   "and growth-rate "
                    "sd would grow if the sensor were removed (none: redundant). Disagrees: its calibrated reading "
                    "drifts against another sensor of the same quantity.", style={"color": "#555", "fontSize": "0.9em"}),
             html.H3("Events"),

@@ -20,6 +20,9 @@ one jump, placed where the difference of the window means peaks, and kept only i
 medians of the 3 samples either side differ by at least 0.7 |J| (a probe glitch steps between two
 samples; pH after the lamp switches, a real change, ramps over many minutes and is not a glitch).
 
+Gaps: the share of the samples missing, against the sensor's own sampling period
+(:func:`sampling_period_h`, the lower quartile of its intervals).
+
 Saturation: readings at or beyond the catalog range, or ``run`` or more equal readings at the record's
 own maximum or minimum (an analyser pinned below its nominal range, as a CO2 sensor near 80,000 ppm).
 
@@ -206,6 +209,18 @@ def drifting_samples(own: np.ndarray, other: np.ndarray, noise_sd: float, window
     statistic = page_cusum(residual, CUSUM_ALLOWANCE, CUSUM_CLIP, 2.0 * CUSUM_THRESHOLD)
     flags[joint[after]] |= statistic > CUSUM_THRESHOLD
     return flags
+
+
+def sampling_period_h(times_h: np.ndarray, values: np.ndarray, default_h: float) -> float:
+    """A sensor's own sampling period: the lower quartile of the intervals between its finite readings, so
+    that gaps and dropouts (up to three in four samples) do not stretch it; ``default_h`` (the catalog's)
+    with fewer than three readings. A real probe is often read at another period than the catalog's."""
+    present = np.sort(np.asarray(times_h, dtype=float)[np.isfinite(values) & np.isfinite(times_h)])
+    intervals = np.diff(present)
+    intervals = intervals[intervals > 0]
+    if intervals.size < 2:
+        return default_h
+    return float(np.quantile(intervals, 0.25))
 
 
 def saturated_samples(values: np.ndarray, low: float, high: float, resolution: float,

@@ -16,7 +16,7 @@ two sensors both are flagged: either may be wrong). The two temperature probes (
 mixes fast, so they read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
 pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs,
 spikes, level jumps and saturation are counted by fusion.sensor_health for every sensor; gaps as the share
-of expected samples missing.
+of the samples missing that the sensor's own sampling period promises (fusion.sensor_health.sampling_period_h).
 """
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ import numpy as np
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, drifting_biomass_samples, estimate_unit
-from algaflow.fusion.sensor_health import jump_samples, saturated_samples, spike_samples, stuck_samples
+from algaflow.fusion.sensor_health import (
+    jump_samples,
+    sampling_period_h,
+    saturated_samples,
+    spike_samples,
+    stuck_samples,
+)
 
 PAIR_DISAGREE_SD = 5.0
 PAIRS = (("temp_tank", "temp_tube"),)
@@ -41,7 +47,7 @@ class SensorReportRow:
 
     sensor: str
     samples: int
-    missing_fraction: float  # of the samples its period promises over the window
+    missing_fraction: float  # of the samples its own sampling period promises over the window
     stuck_fraction: float
     spike_fraction: float  # Hampel spikes among its samples (fusion.sensor_health)
     jumps: int  # level jumps
@@ -69,7 +75,7 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
         values = np.asarray(values, dtype=float)
         spec = SENSORS[name]
         samples = int(np.isfinite(values).sum())
-        expected = max(span_h * 3600.0 / spec.period_s, 1.0)
+        expected = max(span_h / sampling_period_h(times_h, values, spec.period_s / 3600.0) + 1.0, 1.0)
         stuck = stuck_samples(values[np.isfinite(values)], spec.noise_sd, spec.resolution)
         stuck_fraction = float(stuck.mean()) if stuck is not None and stuck.size else 0.0
         present_values = values[np.isfinite(values)]

@@ -200,9 +200,9 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                                                           "backgroundColor": "#fde0dd"} for status in TROUBLE]),
             html.P("Missing: share of the samples the sensor's own sampling period promises; set aside: samples "
                    "the growth chain rejected, down-weighted or found invalid; sd without it: how much the biomass "
-                   "and growth-rate "
-                   "sd would grow if the sensor were removed (none: redundant). Disagrees: its calibrated reading "
-                   "drifts against another sensor of the same quantity.", style={"color": "#555", "fontSize": "0.9em"}),
+                   "and growth-rate sd would grow if the sensor were removed (none: redundant). Disagrees: its "
+                   "calibrated reading drifts against another sensor of the same quantity.",
+                   style={"color": "#555", "fontSize": "0.9em"}),
             html.H3("Events"),
             dash_table.DataTable(id="events-table", columns=[{"name": n, "id": n} for n in ("time", "kind", "params")],
                                  page_size=15, style_cell={"textAlign": "left"}),

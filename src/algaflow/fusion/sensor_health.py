@@ -47,13 +47,13 @@ what the slope error allows, clipped to ±c (a bubble spike in one sensor adds a
     S⁺_k = min(S_max, max(0, S⁺_{k−1} + u_k − ν)),   S⁻_k = min(S_max, max(0, S⁻_{k−1} − u_k − ν)),
     flagged while max(S⁺_k, S⁻_k) > h
 
-(ν = 0.75, h = 10, c = 2, S_max = 2h so that the flag clears within 2h/ν samples once D is back). A
-ramp of r σ_D per sample on a steady level, noise aside, reaches h at the first n with
-Σ_{i≤n} max(0, min(r i, c) − ν) > h: 9 samples at 1 σ/sample, 22 at 0.1, 80 at 1/60, where the median test
-(98) comes close. Without drift
-the run length to a false alarm is, by Siegmund's approximation, (e^{2νb} − 2νb − 1)/(2ν²) with
-b = h + 1.166: 1.7·10⁷ samples a side with D₀ exact, 7.5·10⁵ (1.4 years of 1-min samples) with D₀ off
-by its standard error 1.2533 σ_D/√window, which takes ν down to 0.59 (clipping only lengthens it).
+(ν = 0.75, h = 10, c = 2, S_max = 2h so that the flag clears within 2h/ν samples once D is back). A ramp
+of r σ_D per sample on a steady level, noise aside, reaches h at the first n with
+Σ_{i≤n} max(0, min(r i, c) − ν) > h: 9 samples at 1 σ/sample, 22 at 0.1, 80 at 1/60, where the median
+test (98) comes close. Without drift the run length to a false alarm is, by Siegmund's approximation,
+(e^{2νb} − 2νb − 1)/(2ν²) with b = h + 1.166: 1.7·10⁷ samples a side with D₀ exact, 7.5·10⁵ (1.4 years of
+1-min samples) with D₀ off by its standard error 1.2533 σ_D/√window, which takes ν down to 0.59 (clipping
+only lengthens it).
 """
 
 from __future__ import annotations

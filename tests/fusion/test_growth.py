@@ -7,13 +7,31 @@ from algaflow.fusion.growth import (
     INVALID,
     LEVEL_JUMP,
     MISSING,
+    N_CLOCK,
     N_GROWTH_STATE,
     REJECTED,
+    SYMMETRIC_ENTRY,
     TIME_NOT_INCREASING,
     GrowthModel,
     dry_weight_update,
     filter_growth,
+    growth_step,
+    linear_step,
     process_factor,
+    start_clock,
+    step_scratch,
+)
+from algaflow.fusion.growth_model import (
+    A_SLOPE,
+    C_QUADRATIC,
+    DOF,
+    GATE,
+    Q_BASE,
+    Q_DRIFT,
+    Q_LOG,
+    Q_MU,
+    SIGMA_ABS,
+    SIGMA_REL,
 )
 from tests.fusion.test_growth_log_step import log_space_discretisation
 
@@ -210,3 +228,40 @@ def test_dry_weights_pin_the_biomass_that_a_drifting_probe_shares_with_its_basel
     np.testing.assert_allclose(cov, prior_cov - np.outer(gain, prior_cov[0]), rtol=1e-9, atol=1e-15)
     with pytest.raises(ValueError, match="dry_weight"):
         filter_growth(t[None], od[None], dry_weight=dry_weight[None, :10])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_scalar_step_is_the_array_step(seed):
+    """linear_step (the batch filter's usual step, on scalars) against growth_step's array path from the same
+    belief: quadratic calibration curve, a dilution, a model rate input, Student-t reweighting; and a reading
+    beyond the gate returns NaN (the caller then takes growth_step's rejection path)."""
+    rng = np.random.default_rng(seed)
+    model = GrowthModel(od_quadratic=0.08, od_intercept=0.01).as_array()
+    root = rng.normal(0.0, 0.05, (N_GROWTH_STATE, N_GROWTH_STATE))
+    cov = root @ root.T * np.array([1.0, 0.01, 0.01, 1e-4])[:, None] * np.array([1.0, 0.01, 0.01, 1e-4])[None, :]
+    cov += np.diag([1e-4, 1e-5, 1e-5, 1e-8])
+    mean = np.array([rng.uniform(0.1, 2.0), rng.uniform(-0.02, 0.08), rng.normal(0.0, 0.01), rng.normal(0.0, 1e-4)])
+    dt, dilution, rate_input = 1 / 60, (0.3 if seed % 2 else 0.0), rng.normal(0.0, 1e-3)
+    survival = 1.0 - dilution
+    expected_od = model[A_SLOPE] * mean[0] * survival + model[C_QUADRATIC] * (mean[0] * survival) ** 2 + mean[2]
+    value = expected_od + rng.normal(0.0, 0.02)  # up to ~4 sd: some samples are down-weighted
+    clock = np.empty(N_CLOCK)
+    start_clock(0.0, clock)
+    out_mean, out_cov = np.empty(N_GROWTH_STATE), np.empty((N_GROWTH_STATE, N_GROWTH_STATE))
+    prior_mean, prior_cov = np.empty(N_GROWTH_STATE), np.empty((N_GROWTH_STATE, N_GROWTH_STATE))
+    transition = np.empty((N_GROWTH_STATE, N_GROWTH_STATE))
+    growth_step(dt, value, dilution, rate_input, model, mean, cov, clock, np.zeros(5), out_mean, out_cov, prior_mean,
+                prior_cov, transition, step_scratch())  # fmt: skip
+    upper = [(i, j) for i in range(N_GROWTH_STATE) for j in range(i, N_GROWTH_STATE)]
+    scalars = [*mean, *(cov[i, j] for i, j in upper)]
+    parameters = [model[k] for k in (A_SLOPE, C_QUADRATIC, SIGMA_ABS, SIGMA_REL, Q_MU, Q_LOG, Q_BASE, Q_DRIFT, DOF,
+                                     GATE)]  # fmt: skip
+    step = linear_step(*scalars, dt, survival, rate_input, value, *parameters)
+    symmetric = np.array(SYMMETRIC_ENTRY)
+    np.testing.assert_allclose(step[3:7], prior_mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.array(step[7:17])[symmetric], prior_cov, rtol=1e-10, atol=1e-16)
+    np.testing.assert_allclose(step[17:21], out_mean, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.array(step[21:31])[symmetric], out_cov, rtol=1e-10, atol=1e-16)
+    assert step[2] == pytest.approx(transition[0, 0], rel=1e-14)
+    gated = linear_step(*scalars, dt, survival, rate_input, expected_od + 50.0, *parameters)
+    assert abs(gated[0]) > model[GATE] and np.isnan(gated[1:]).all()

@@ -39,6 +39,11 @@ reweighting of R by w = (ν + 1)/(ν + r²), r the standardised innovation), and
 ``gate_sigma`` drops the factor. A run of ``jump_confirmations`` rejections that agree with each other is
 a real level shift (an unannounced harvest): X restarts from that sample, μ and b are kept.
 Every sample gets a flag saying what was done with it (:data:`FLAG_NAMES`).
+
+The batch filter takes the usual step (a valid reading, a step short enough for X, the gate passed) on
+scalars (:func:`linear_step`): Numba takes and drops a reference, atomically, for every array handed to a
+compiled call, and the array path's calls cost more in those than in arithmetic. Every other step, and the
+live filter (fusion.online), go through :func:`growth_step`; the two give the same numbers (tests).
 """
 
 from __future__ import annotations
@@ -336,6 +341,78 @@ def _measure(value, dt, in_log, model, prior_mean, prior_cov, clock, rejected_ru
     return DOWNWEIGHTED if weight < 0.5 else USED
 
 
+# Entry (i, j) of a symmetric 4 × 4 covariance in :func:`linear_step`'s order XX Xμ Xb Xd μμ μb μd bb bd dd.
+SYMMETRIC_ENTRY = ((0, 1, 2, 3), (1, 4, 5, 6), (2, 5, 7, 8), (3, 6, 8, 9))
+
+
+@njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
+def linear_step(x, mu, b, d, p_xx, p_xm, p_xb, p_xd, p_mm, p_mb, p_md, p_bb, p_bd, p_dd, dt, survival, rate_input,
+                value, a, c, sigma_abs, sigma_rel, q, q_log, q_base, q_drift, dof, gate):  # fmt: skip
+    """The usual step on scalars: the process factor in X and a linear(ised) OD factor that passes the gate
+    (:func:`growth_step` with ``in_log`` false, a valid reading and |r| ≤ gate), written out entry by entry
+    for F = I but F_XX = g, F_Xμ = X⁻Δt, F_bd = Δt (A = F P, then P⁻ = A Fᵀ + Q) and the update with
+    H = [h, 0, 1, 0] (v = P⁻Hᵀ, m = m⁻ + v ν/s, P = P⁻ − v vᵀ/s). Numba takes and drops a reference for
+    every array a compiled call is handed, atomically; this path hands none (the model's entries come one by
+    one: slope a, curvature c, noise σ_abs and σ_rel, the diffusions, Student-t ν and the gate).
+
+    Returns (standardised innovation r, then only if |r| ≤ gate: the Student-t weight w, g, the prior
+    (4 means, 10 covariances XX Xμ Xb Xd μμ μb μd bb bd dd) and the posterior in the same order); where
+    |r| > gate the rest are NaN and the caller takes :func:`growth_step`'s path (gate, level jump)."""
+    growth = survival * math.exp(mu * dt + 0.5 * rate_input * dt)
+    x_prior = x * growth
+    f_xm = x_prior * dt
+    mu_prior, b_prior, d_prior = mu + rate_input, b + dt * d, d
+    # Q (log-space noise carried to X by J = diag(X⁻, 1, 1, 1)).
+    q_xx = (q * dt**3 / 3.0 + q_log * dt) * x_prior * x_prior
+    q_xm = q * dt**2 / 2.0 * x_prior
+    q_mm = q * dt
+    q_bb = q_drift * dt**3 / 3.0 + q_base * dt
+    q_bd = q_drift * dt**2 / 2.0
+    q_dd = q_drift * dt
+    # A = F P: rows X and b change.
+    a_xx, a_xm = growth * p_xx + f_xm * p_xm, growth * p_xm + f_xm * p_mm
+    a_xb, a_xd = growth * p_xb + f_xm * p_mb, growth * p_xd + f_xm * p_md
+    a_bb, a_bd = p_bb + dt * p_bd, p_bd + dt * p_dd
+    # P⁻ = A Fᵀ + Q: columns X and b change.
+    c_xx = growth * a_xx + f_xm * a_xm + q_xx
+    c_xm = a_xm + q_xm
+    c_xb = a_xb + dt * a_xd
+    c_xd = a_xd
+    c_mm = p_mm + q_mm
+    c_mb = p_mb + dt * p_md
+    c_md = p_md
+    c_bb = a_bb + dt * a_bd + q_bb
+    c_bd = a_bd + q_bd
+    c_dd = p_dd + q_dd
+    # The OD factor (od_measurement_factor): exact Gaussian moments of a X + c X² + b.
+    variance = max(c_xx, 0.0)
+    predicted = a * x_prior + c * (x_prior * x_prior + variance) + b_prior
+    slope = a + 2.0 * c * x_prior
+    level = max(abs(predicted), abs(value))
+    noise = sigma_abs**2 + (sigma_rel * level) ** 2 + 2.0 * c * c * variance * variance
+    innovation_variance = noise + slope * slope * c_xx + 2.0 * slope * c_xb + c_bb
+    innovation = value - predicted
+    standardised = innovation / math.sqrt(innovation_variance)
+    nan = math.nan
+    if abs(standardised) > gate:
+        return (standardised, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan,
+                nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan, nan)  # fmt: skip
+    weight = min((dof + 1.0) / (dof + standardised * standardised), 1.0)
+    innovation_variance += noise * (1.0 / weight - 1.0)
+    v_x = slope * c_xx + c_xb
+    v_m = slope * c_xm + c_mb
+    v_b = slope * c_xb + c_bb
+    v_d = slope * c_xd + c_bd
+    scaled = innovation / innovation_variance
+    inverse = 1.0 / innovation_variance
+    w_x, w_m, w_b, w_d = v_x * inverse, v_m * inverse, v_b * inverse, v_d * inverse
+    return (standardised, weight, growth,
+            x_prior, mu_prior, b_prior, d_prior, c_xx, c_xm, c_xb, c_xd, c_mm, c_mb, c_md, c_bb, c_bd, c_dd,
+            x_prior + v_x * scaled, mu_prior + v_m * scaled, b_prior + v_b * scaled, d_prior + v_d * scaled,
+            c_xx - v_x * w_x, c_xm - v_x * w_m, c_xb - v_x * w_b, c_xd - v_x * w_d, c_mm - v_m * w_m,
+            c_mb - v_m * w_b, c_md - v_m * w_d, c_bb - v_b * w_b, c_bd - v_b * w_d, c_dd - v_d * w_d)  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy")
 def step_scratch():
     """Work arrays of :func:`growth_step`: Q, H, R, y, a belief in log coordinates, a Gauss–Newton point and
@@ -393,6 +470,44 @@ def _filter_unit(times, od, dilution, rate_input, dry_weight, dry_weight_varianc
             transitions[stored] = np.eye(n)
             log_steps[stored] = False
             continue
+        # The usual step on scalars (linear_step), where growth_step would take that path: a valid reading at a
+        # later time, a step short enough for X, the gate passed. Outputs are read and written entry by entry:
+        # no array is handed to a call, so no reference is taken (an atomic operation) per step.
+        time, value = times[k], od[k]
+        dt = time - clock[LAST_TIME]
+        if (k > first and dt >= 0.0 and math.isfinite(time) and math.isfinite(value)
+                and model[OD_MIN] <= value <= model[OD_MAX]
+                and dt * math.sqrt(max(cov[k - 1, GROWTH_RATE, GROWTH_RATE], 0.0)) <= LOG_STEP_ABOVE_GROWTH_SPREAD):
+            removed = 1.0 - clock[PENDING_SURVIVAL] * (1.0 - dilution[k])
+            step = linear_step(mean[k - 1, 0], mean[k - 1, 1], mean[k - 1, 2], mean[k - 1, 3], cov[k - 1, 0, 0],
+                               cov[k - 1, 0, 1], cov[k - 1, 0, 2], cov[k - 1, 0, 3], cov[k - 1, 1, 1], cov[k - 1, 1, 2],
+                               cov[k - 1, 1, 3], cov[k - 1, 2, 2], cov[k - 1, 2, 3], cov[k - 1, 3, 3], dt,
+                               1.0 - removed, rate_input[k], value, model[A_SLOPE], model[C_QUADRATIC],
+                               model[SIGMA_ABS], model[SIGMA_REL], model[Q_MU], model[Q_LOG], model[Q_BASE],
+                               model[Q_DRIFT], model[DOF], model[GATE])  # fmt: skip
+            weight = step[1]
+            if weight == weight:  # not gated (a gated reading goes through growth_step: rejection, level jump)
+                clock[LAST_TIME] = time
+                clock[PENDING_SURVIVAL] = 1.0
+                clock[REJECTED_RUN_LENGTH] = 0.0
+                clock[LAST_STEP_IN_LOG] = 0.0
+                prior, posterior = step[3:17], step[17:31]
+                for i in range(n):
+                    predicted_mean[stored, i] = prior[i]
+                    mean[k, i] = posterior[i]
+                    for j in range(n):
+                        entry = SYMMETRIC_ENTRY[i][j]
+                        predicted_cov[stored, i, j] = prior[4 + entry]
+                        cov[k, i, j] = posterior[4 + entry]
+                        transitions[stored, i, j] = 1.0 if i == j else 0.0
+                transitions[stored, BIOMASS, BIOMASS] = step[2]
+                transitions[stored, BIOMASS, GROWTH_RATE] = prior[BIOMASS] * dt
+                transitions[stored, BASELINE, DRIFT] = dt
+                flags[k] = DOWNWEIGHTED if weight < 0.5 else USED
+                log_steps[stored] = False
+                if math.isfinite(dry_weight[k]):
+                    dry_weight_update(mean[k], cov[k], dry_weight[k], dry_weight_variance)
+                continue
         previous_mean = prior_mean if k == first else mean[k - 1]
         previous_cov = prior_cov if k == first else cov[k - 1]
         flags[k] = growth_step(times[k], od[k], dilution[k], rate_input[k], model, previous_mean, previous_cov,

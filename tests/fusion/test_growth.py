@@ -34,6 +34,7 @@ from algaflow.fusion.growth_model import (
     SIGMA_REL,
 )
 from tests.fusion.test_growth_log_step import log_space_discretisation
+from tests.references import central_difference_jacobian
 
 
 def _culture(rng, hours=48.0, every_min=1.0, harvest_at=25.0, fraction=0.7, spike_rate=0.0, noise=1.0):
@@ -72,13 +73,7 @@ def test_process_noise_is_the_exact_log_space_discretisation_carried_to_biomass(
     np.testing.assert_allclose(predicted, [biomass, 0.05 + rate_input, 0.01 + 2e-4 * dt, 2e-4], rtol=1e-12)
     jacobian = np.diag([biomass, 1.0, 1.0, 1.0])
     np.testing.assert_allclose(noise, jacobian @ noise_log_space @ jacobian.T, rtol=1e-9, atol=1e-18)
-    central = np.empty((n, n))
-    for j in range(n):
-        h = 1e-6 * max(abs(mean[j]), 1e-3)
-        up, down = mean.copy(), mean.copy()
-        up[j] += h
-        down[j] -= h
-        central[:, j] = (step(up)[2] - step(down)[2]) / (2 * h)
+    central = central_difference_jacobian(lambda state: step(state)[2], mean, 1e-6, 1e-3)
     np.testing.assert_allclose(transition, central, rtol=1e-7, atol=1e-10)
 
 

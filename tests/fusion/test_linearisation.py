@@ -12,6 +12,7 @@ from algaflow.fusion.linearisation import (
     sigma_point_linearisation,
 )
 from algaflow.fusion.od_factor import log_od_measurement_factor
+from tests.references import gauss_hermite_regression
 
 
 def range_and_bearing(points: np.ndarray) -> np.ndarray:
@@ -94,12 +95,9 @@ def test_log_od_factor_is_the_limit_of_sigma_points():
     cov = np.diag([0.3**2, 1e-4, 1e-4, 1e-8])
     observation, noise, linear = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
     predicted = log_od_measurement_factor(mean, cov, 0.5, model, observation, noise, linear)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
-    weights = weights / weights.sum()
-    log_biomass = mean[0] + np.sqrt(cov[0, 0]) * nodes
-    curve = 1.1 * np.exp(log_biomass) + 0.05 * np.exp(2 * log_biomass)
-    expected_mean = weights @ curve + mean[2]
-    slope = (weights @ ((log_biomass - mean[0]) * curve)) / cov[0, 0]
+    expected, slope, _ = gauss_hermite_regression(mean[0], cov[0, 0],
+                                                  lambda x: 1.1 * np.exp(x) + 0.05 * np.exp(2 * x))  # fmt: skip
+    expected_mean = expected + mean[2]
     np.testing.assert_allclose(predicted, expected_mean, rtol=1e-10)
     np.testing.assert_allclose(observation[0, 0], slope, rtol=1e-10)
     sigma = sigma_point_linearisation(mean[None], cov[None], lambda p: (1.1 * np.exp(p[..., :1])

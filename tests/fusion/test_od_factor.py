@@ -6,6 +6,7 @@ import pytest
 
 from algaflow.fusion.growth import GrowthModel
 from algaflow.fusion.od_factor import biomass_from_signal, od_measurement_factor
+from tests.references import gauss_hermite_regression
 
 
 def test_biomass_od_factor_is_the_statistical_linear_regression():
@@ -16,13 +17,8 @@ def test_biomass_od_factor_is_the_statistical_linear_regression():
     cov = np.diag([0.12**2, 1e-4, 1e-4, 1e-8])
     observation, noise, linear = np.empty((1, 4)), np.empty((1, 1)), np.empty(1)
     predicted = od_measurement_factor(mean, cov, 0.5, model, observation, noise, linear)
-    nodes, weights = np.polynomial.hermite_e.hermegauss(60)
-    weights = weights / weights.sum()
-    biomass = mean[0] + np.sqrt(cov[0, 0]) * nodes
-    curve = 1.1 * biomass + 0.05 * biomass**2
-    slope = (weights @ ((biomass - mean[0]) * curve)) / cov[0, 0]
-    residual = weights @ (curve - weights @ curve) ** 2 - slope**2 * cov[0, 0]
-    np.testing.assert_allclose(predicted, weights @ curve + mean[2], rtol=1e-10)
+    expected, slope, residual = gauss_hermite_regression(mean[0], cov[0, 0], lambda x: 1.1 * x + 0.05 * x**2)
+    np.testing.assert_allclose(predicted, expected + mean[2], rtol=1e-10)
     np.testing.assert_allclose(observation[0], [slope, 0.0, 1.0, 0.0], rtol=1e-10)
     np.testing.assert_allclose(noise[0, 0], residual + 1e-18, rtol=1e-8)
 

@@ -20,6 +20,7 @@ from algaflow.model.reactor import (
 from algaflow.sim.build import ABSOLUTE_TOLERANCE, build_batch
 from algaflow.sim.run import integrate
 from algaflow.sim.scenario import load_scenario, parse_scenario
+from tests.references import central_difference_jacobian
 
 
 def _states(scenario, days=(0.0, 3.5, 9.0)):
@@ -36,14 +37,7 @@ def _rhs(y, p, par, ambient):
 
 def _central_jacobian(y, p, par, ambient):
     """Plain central differences, one column at a time: the independent reference."""
-    jac = np.empty((N_STATE, N_STATE))
-    for c in range(N_STATE):
-        step = 1e-5 * max(abs(y[c]), 1e-2)
-        up, down = y.copy(), y.copy()
-        up[c] += step
-        down[c] -= step
-        jac[:, c] = (_rhs(up, p, par, ambient) - _rhs(down, p, par, ambient)) / (2 * step)
-    return jac
+    return central_difference_jacobian(lambda state: _rhs(state, p, par, ambient), y, 1e-5, 1e-2)
 
 
 @pytest.mark.parametrize("scenario", ["lab_tubular_chlorella", "flat_panel_nannochloropsis"])

@@ -4,9 +4,9 @@ Numba compiles each kernel on its first call and caches the machine code on disk
 growth chain alone takes about 30 s to compile on a 2-core machine. A service calls
 :func:`warm_up_kernels` from a background thread as it starts, so that the first unit view's sensor panel
 and the live pipeline's first frame do not pay it. The calls go through the public routines on a small
-synthetic record, with every path a unit's data can take: the batch filter with and without the model's
-rate input, the smoother, the online filter and the sensor report (sensor health, drift between two
-biomass sensors, the information each sensor carries).
+synthetic record, with every path a unit's data can take: the batch filter and smoother, the online filter
+and the sensor report (sensor health, drift between two biomass sensors, the information each sensor
+carries, and, from the incident light, the batch filter with the model's rate input).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ def warm_up_kernels(strain: str = "chlorella_vulgaris") -> float:
     od = biomass + 0.005 * rng.standard_normal(SAMPLES)
     estimates = filter_growth(times_h, od)
     smooth_growth(estimates)
-    filter_growth(times_h, od, rate_input=np.zeros(SAMPLES), keep_priors=False)
     online = OnlineGrowthFilter()
     online.add_unit(GrowthModel())
     online.update(np.zeros(SAMPLES, dtype=np.int64), times_h, od)

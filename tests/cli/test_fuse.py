@@ -88,6 +88,8 @@ def test_fuse_on_the_real_cyanobacteria_logs(tmp_path):
     # Glitches: readings outside the photometer's range are flagged, never used silently.
     implausible = int((~telemetry["value"].between(-0.05, 4.0)).sum())
     assert (estimates["sample_flag"] == "invalid_value").sum() >= implausible
+    # Real cultures never outgrow their strain (fusion.growth_limit): no reading set aside as a drift.
+    assert not estimates["sample_flag"].isin(["outgrowing", "suspended"]).any()
 
 
 def test_calibrate_then_fuse_with_the_stored_curve(simulated, tmp_path):
@@ -150,6 +152,7 @@ def test_fuse_on_the_alg_flex_daily_samples(tmp_path):
         columns = ["biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd"]
         assert np.isfinite(estimates[columns].to_numpy()).all()
         assert (estimates["growth_rate_per_h"].abs() * 24 < 1.5).all()  # 1/d; microalgae rarely exceed ~1/d
+        assert not estimates["sample_flag"].isin(["outgrowing", "suspended"]).any()
         if not smooth:
             continue
         for unit, rows in estimates.groupby("unit_id"):

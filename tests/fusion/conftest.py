@@ -1,4 +1,4 @@
-"""A simulated unit with sensor faults, shared by the sensor health and sensor information tests."""
+"""Simulated units with sensor faults, shared by the sensor health, sensor information and estimator tests."""
 
 import pytest
 from typer.testing import CliRunner
@@ -60,10 +60,40 @@ magnitude = 1.5
 """
 
 
-@pytest.fixture(scope="module")
-def faulty(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("faults")
-    (folder / "faults.toml").write_text(FAULTS)
-    result = CliRunner().invoke(app, ["simulate", "--scenario", str(folder / "faults.toml"), "--out", str(folder)])
+# One photometer and nothing else that sees biomass: from 24 h it drifts up 7.2 AU a day (one noise sd a minute),
+# faster than any culture grows, for 6 h; the fault then ends, the reading back on the truth.
+OUTGROWING = """
+name = "outgrowing probe"
+strain = "chlorella_vulgaris"
+days = 1.5
+units = 3
+seed = 3
+[initial]
+biomass_g_per_l = 0.3
+[sensors]
+include = ["od750", "temp_tank"]
+period_s = {od750 = 60}
+[[faults]]
+sensor = "od750"
+kind = "drift"
+start_h = 24.0
+end_h = 30.0
+magnitude = 7.2
+"""
+
+
+def simulated(folder, scenario: str):
+    (folder / "scenario.toml").write_text(scenario)
+    result = CliRunner().invoke(app, ["simulate", "--scenario", str(folder / "scenario.toml"), "--out", str(folder)])
     assert result.exit_code == 0, result.output
     return folder
+
+
+@pytest.fixture(scope="module")
+def outgrowing(tmp_path_factory):
+    return simulated(tmp_path_factory.mktemp("outgrowing"), OUTGROWING)
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory):
+    return simulated(tmp_path_factory.mktemp("faults"), FAULTS)

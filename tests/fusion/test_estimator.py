@@ -1,12 +1,23 @@
 """The reactor estimator: each biomass sensor's factor from the catalog; dry weights from the telemetry join the
-biomass chain as factors on X."""
+biomass chain as factors on X; a sole probe that outgrows its culture is suspended until recalibrated."""
+
+import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from algaflow.catalog import SENSORS, load_strain
+from algaflow.cli.fuse import fuse_file
 from algaflow.fusion.calibration import fit_biomass_calibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, dry_weight_at_samples, estimate_unit, sensor_growth_model
+from algaflow.fusion.estimator import (
+    BIOMASS_SENSORS,
+    dry_weight_at_samples,
+    estimate_unit,
+    probe_suspensions,
+    recalibrations_by_sensor,
+    sensor_growth_model,
+)
 from algaflow.sim.suites import simulate_cases
 
 STRAIN = load_strain("chlorella_vulgaris")
@@ -61,3 +72,54 @@ def test_simulated_dry_weights_tighten_a_drifting_probes_biomass(profile):
     assert rmse["od+dw"] < 0.7 * rmse["od"]
     assert band["od+dw"] < 0.9 * band["od"]
     assert cover["od+dw"] >= min(cover["od"], 0.9)
+
+
+def test_suspensions_run_from_the_ramps_start_to_the_next_recalibration():
+    times = np.arange(20.0)
+    onsets = np.full(20, -1)
+    onsets[[6, 7, 15]] = [2, 3, 12]
+    assert probe_suspensions(onsets, times, []) == [(6, 2, 20)]
+    assert probe_suspensions(onsets, times, [9.5]) == [(6, 2, 10), (15, 12, 20)]
+    onsets[15] = 8  # a ramp seen from before the last suspension's end is withheld from that end on
+    assert probe_suspensions(onsets, times, [9.5, 13.0]) == [(6, 2, 10), (15, 10, 20)]
+    assert probe_suspensions(np.full(20, -1), times, [5.0]) == []
+    events = [(3.0, {"sensor": "od750"}), (4.0, {}), (5.0, {"sensor": "ph_tank"})]
+    assert recalibrations_by_sensor(events, ("od750", "od680")) == {"od750": [3.0, 4.0], "od680": [4.0]}
+
+
+def _fused_against_truth(folder, events_path):
+    estimates = fuse_file(folder / "telemetry.parquet", folder / "estimates.csv", events_path)
+    truth = pd.read_parquet(folder / "truth.parquet")
+    for unit, rows in estimates.groupby("unit_id"):
+        true = truth[truth["unit_id"] == unit].set_index("time").sort_index()
+        hours = (rows["time"] - rows["time"].min()).dt.total_seconds().to_numpy() / 3600.0
+        biomass = true["biomass_g_per_l"].to_numpy()[true.index.get_indexer(rows["time"], method="nearest")]
+        inside = np.abs(rows["biomass_g_per_l"].to_numpy() - biomass) <= 1.96 * rows["biomass_sd"].to_numpy()
+        yield unit, rows, hours, inside
+
+
+def test_a_sole_probe_outgrowing_its_culture_is_flagged_in_minutes_and_suspended_until_recalibrated(outgrowing):
+    """od750 alone, drifting one noise sd a minute from 24 h to 30 h (fixture ``outgrowing``): flagged within
+    35 min, never before; its readings are withheld from the ramp's start and the band keeps the truth. Without
+    a recalibration the probe stays suspended to the end; a ``calibration`` event at 31 h brings it back."""
+    for unit, rows, hours, inside in _fused_against_truth(outgrowing, outgrowing / "events.parquet"):
+        drifting = rows["drifting_sensors"].fillna("").to_numpy() == "od750"
+        assert not drifting[hours < 24.0].any(), unit
+        assert 24.0 < hours[drifting].min() < 24.0 + 35 / 60, unit
+        assert drifting[hours >= hours[drifting].min()].all()  # suspended to the end of the record
+        flags = rows["sample_flag"].to_numpy()
+        assert set(flags[drifting]) == {"outgrowing", "suspended"}
+        assert inside[hours < 24.0].mean() > 0.95 and inside[hours >= 24.0].mean() > 0.9, unit
+    events = pd.read_parquet(outgrowing / "events.parquet")
+    recalibrated = pd.DataFrame({"unit_id": sorted(set(pd.read_parquet(outgrowing / "truth.parquet")["unit_id"])),
+                                 "kind": "calibration", "params": json.dumps({"sensor": "od750"})})
+    start = pd.read_parquet(outgrowing / "truth.parquet")["time"].min()
+    recalibrated["time"] = start + pd.Timedelta(hours=31)
+    path = outgrowing / "events_recalibrated.parquet"
+    pd.concat([events, recalibrated[events.columns]], ignore_index=True).to_parquet(path)
+    for unit, rows, hours, inside in _fused_against_truth(outgrowing, path):
+        drifting = rows["drifting_sensors"].fillna("").to_numpy() == "od750"
+        assert drifting[(hours > 25.0) & (hours < 31.0)].all() and not drifting[hours >= 31.0].any(), unit
+        assert not set(rows["sample_flag"][hours >= 31.0]) & {"outgrowing", "suspended"}
+        assert inside[hours >= 31.0].mean() > 0.9, unit
+        assert rows["biomass_sd"][hours >= 33.0].max() < 0.5 * rows["biomass_sd"][(hours > 30.0) & (hours < 31.0)].max()

@@ -1,6 +1,7 @@
 """`algaflow sensors report` on the simulator's faults (fixture ``faulty`` in conftest): the used and the
 redundant biomass sensor, a stuck stretch, a biased temperature probe, a drifting OD probe, a knocked pH
-electrode (a level jump at 20 h) with a burst of bubble spikes (6–8 h)."""
+electrode (a level jump at 20 h) with a burst of bubble spikes (6–8 h); and a sole photometer that moves faster
+than any culture (fixture ``outgrowing``)."""
 
 import pytest
 from typer.testing import CliRunner
@@ -26,3 +27,16 @@ def test_the_sensor_report_ranks_biomass_sensors_and_finds_the_disagreeing_ones(
     assert "turbidity_tank" in result.output and "redundant" in result.output
     result = CliRunner().invoke(app, ["sensors", "report", str(faulty / "telemetry.parquet"), "--unit", "nope"])
     assert result.exit_code == 2 and "not in" in result.output
+
+
+def test_a_sole_probe_outgrowing_its_culture_is_reported_and_set_aside(outgrowing):
+    """od750 alone drifting one noise sd a minute from 24 h (fixture ``outgrowing``): healthy before, then
+    "outgrowing", its withheld samples counted as set aside by the chain."""
+    early = {row.sensor: row for row in report_file(outgrowing / "telemetry.parquet", end_h=24.0)["unit-00000"]}
+    assert early["od750"].status == "used" and early["od750"].flagged_fraction < 0.05
+    late = {row.sensor: row for row in report_file(outgrowing / "telemetry.parquet")["unit-00000"]}
+    assert late["od750"].status == "outgrowing"
+    assert late["od750"].flagged_fraction == pytest.approx(12.0 / 36.0, abs=0.05)  # from ~24.5 h to the end
+    assert late["temp_tank"].status == "not in the biomass chain"
+    result = CliRunner().invoke(app, ["sensors", "report", str(outgrowing / "telemetry.parquet")])
+    assert result.exit_code == 0 and "outgrowing" in result.output, result.output

@@ -18,7 +18,7 @@ from algaflow.control.harvest import (
     recommended_fraction,
 )
 from algaflow.fusion.calibration import BiomassCalibration, load_calibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit
+from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit, recalibrations_by_sensor
 from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry
 from algaflow.fusion.gas_balance import GAS_SENSORS, STORAGE_SENSORS
 
@@ -78,6 +78,17 @@ def unit_harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) 
     return harvests
 
 
+def unit_recalibrations(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> dict[str, list[float]]:
+    """Hours after ``origin`` at which each biomass sensor of ``unit`` was recalibrated (its ``calibration``
+    events: fusion.estimator.recalibrations_by_sensor)."""
+    if events is None:
+        return {}
+    rows = events[(events["unit_id"] == unit) & (events["kind"] == "calibration") & events["time"].notna()]
+    return recalibrations_by_sensor(
+        ((time - origin).total_seconds() / 3600.0, json.loads(params) if isinstance(params, str) and params else {})
+        for time, params in zip(rows["time"], rows["params"], strict=True))
+
+
 def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
               smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
               progress: Callable[[str], None] | None = None,
@@ -110,8 +121,9 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         rows = rows.sort_values("time", kind="stable")
         origin = rows["time"].dropna().min()
         sample_times, times_h, readings = unit_readings(rows, origin)
+        recalibrations = unit_recalibrations(events, unit, origin)
         estimates = estimate_unit(times_h, readings, unit_harvests(events, unit, origin), strain, volume_l, smooth,
-                                  calibrations, reactor=reactor)  # fmt: skip
+                                  calibrations, reactor=reactor, recalibrations_h=recalibrations)  # fmt: skip
         probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
                                                  policy.growth_threshold_per_h)  # fmt: skip
         ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]

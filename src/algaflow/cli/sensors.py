@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import load_strain
-from algaflow.cli.fuse import read_telemetry, unit_harvests, unit_readings
+from algaflow.cli.fuse import read_telemetry, unit_harvests, unit_readings, unit_recalibrations
 from algaflow.fusion.sensor_information import SensorReportRow, sensor_report
 
 
@@ -31,7 +31,8 @@ def report_file(telemetry_path: Path, events_path: Path | None = None, strain_na
         if rows.empty:
             raise ValueError(f"unit {name}: no samples in the window")
         _, times_h, readings = unit_readings(rows, origin)
-        reports[name] = sensor_report(times_h, readings, unit_harvests(events, name, origin), strain)
+        reports[name] = sensor_report(times_h, readings, unit_harvests(events, name, origin), strain,
+                                      recalibrations_h=unit_recalibrations(events, name, origin))
     return reports
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from algaflow.catalog import SENSORS, load_strain
 from algaflow.fusion.calibration import BIOMASS_SENSOR_UNITS, BiomassCalibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, calibration_slope
+from algaflow.fusion.estimator import BIOMASS_SENSORS, calibration_slope, recalibrations_by_sensor
 from algaflow.fusion.sensor_information import SensorReportRow, sensor_report
 from algaflow.store import Store
 
@@ -26,7 +26,7 @@ COLUMNS = (("sensor", "sensor"), ("status", "status"), ("samples", "samples"), (
            ("stuck", "stuck"), ("spikes", "spikes"), ("jumps", "jumps"), ("saturated", "saturated"),
            ("set aside by the chain", "flagged"), ("μ sd alone (1/d)", "rate_sd"),
            ("biomass sd without it", "biomass_loss"), ("μ sd without it", "rate_loss"))  # fmt: skip
-TROUBLE = ("disagrees", "stuck", "silent")
+TROUBLE = ("disagrees", "outgrowing", "stuck", "silent")
 
 
 def _percent(fraction: float) -> str:
@@ -72,6 +72,14 @@ def harvests_since(events: pd.DataFrame, origin_us: int) -> list[tuple[float, fl
     return found
 
 
+def recalibrations_since(events: pd.DataFrame, origin_us: int) -> dict[str, list[float]]:
+    """Hours after ``origin_us`` at which each biomass sensor was recalibrated (``calibration`` events)."""
+    rows = events[events.kind == "calibration"]
+    return recalibrations_by_sensor(((int(row.time_us) - origin_us) / HOUR_US,
+                                     row.params if isinstance(row.params, dict) else json.loads(row.params or "{}"))
+                                    for row in rows.itertuples(index=False))
+
+
 def sensor_panel(store: Store, unit_id: str, end_us: int, calibration: BiomassCalibration | None = None,
                  window_h: float = HEALTH_WINDOW_H,
                  metadata: dict | None = None) -> list[dict[str, object]]:  # fmt: skip
@@ -83,10 +91,12 @@ def sensor_panel(store: Store, unit_id: str, end_us: int, calibration: BiomassCa
     if long.empty:
         return []
     times_h, readings = wide_readings(long, start_us)
-    harvests = harvests_since(store.events(unit_id, start_us=start_us, end_us=end_us), start_us)
+    events = store.events(unit_id, start_us=start_us, end_us=end_us)
+    harvests = harvests_since(events, start_us)
     strain = load_strain(str(metadata.get("strain") or "chlorella_vulgaris"))
     calibrations = {calibration.sensor: calibration} if calibration is not None else None
-    rows = sensor_report(times_h, readings, harvests, strain, float(metadata.get("volume_l") or 80.0), calibrations)
+    rows = sensor_report(times_h, readings, harvests, strain, float(metadata.get("volume_l") or 80.0), calibrations,
+                         recalibrations_since(events, start_us))
     return [panel_row(row) for row in rows]
 
 

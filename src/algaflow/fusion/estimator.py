@@ -10,9 +10,16 @@ A biomass sensor reads s = a X + b + v (catalog noise sd σ, strain slope a), so
 same chain with (a, σ) from the strain and the catalog; the first one a unit has, in ``BIOMASS_SENSORS``
 order, is used.
 
+The chain's probe is watched against the culture's physiology, causally (fusion.growth_limit): a probe
+that rises faster than the strain can grow, or falls faster than a culture can be lost, drifts. From the
+sample the test fires at, the estimate is the chain that never took the ramp the test saw: the probe is
+suspended (its readings withheld, the chain predicting through, its band widening) until a ``calibration``
+event re-zeroes it. A slower drift is out of this test's reach; it shows against a second sensor or dry
+weights.
+
 Where the unit has a second biomass sensor, the two are watched against each other, causally
-(fusion.sensor_health.drifting_samples on their calibrated readings X̂ = (s − c0)/a). While they
-disagree, one of them drifts and the data cannot say which: the estimate is the two hypotheses
+(fusion.sensor_health.drifting_samples on their calibrated readings X̂ = h⁻¹(s), h the calibration
+curve). While they disagree, one of them drifts and the data cannot say which: the estimate is the two hypotheses
 ("the chain's sensor is right", "the other one is") with equal weight, each the growth chain on that
 sensor, collapsed to one Gaussian by moment matching (as an interacting-multiple-model filter does):
 
@@ -23,6 +30,7 @@ so the band spans both sensors' stories until they agree again.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -48,6 +56,7 @@ from algaflow.fusion.growth import (
     filter_growth,
     smooth_growth,
 )
+from algaflow.fusion.growth_limit import GROWTH_MARGIN, outgrowing_onsets
 from algaflow.fusion.sensor_health import drifting_samples, stuck_samples
 from algaflow.fusion.timeline import last_sample_index
 
@@ -142,26 +151,30 @@ class UnitEstimates:
     growth_rate_sd: np.ndarray
     co2_captured_g: np.ndarray
     co2_captured_sd: np.ndarray
-    flags: np.ndarray  # names from fusion.growth.FLAG_NAMES, or "stuck" (fusion.sensor_health)
+    flags: np.ndarray  # names from fusion.growth.FLAG_NAMES, "stuck" (fusion.sensor_health) or "outgrowing"
     co2_gas_balance_g: np.ndarray  # NaN where the unit has no gas balance (or before its first exhaust sample)
     co2_gas_balance_sd: np.ndarray
     co2_routes_z: np.ndarray  # (gas − biomass) / combined sd: |z| < 2, the routes agree
     model_sensors: tuple[str, ...] = ()  # sensors whose readings informed μ through the reactor model
-    drifting: np.ndarray | None = None  # per sample: "" or the biomass sensors found disagreeing ("a,b")
+    # per sample: "", the biomass sensors found disagreeing ("a,b") or the one outgrowing its culture ("a")
+    drifting: np.ndarray | None = None
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
                   strain: Strain, volume_l: float, smooth: bool = False,
                   calibrations: dict[str, BiomassCalibration] | None = None,
                   candidates: tuple[str, ...] = BIOMASS_SENSORS,
-                  reactor: ReactorGeometry | None = None) -> UnitEstimates:  # fmt: skip
+                  reactor: ReactorGeometry | None = None,
+                  recalibrations_h: dict[str, list[float]] | None = None) -> UnitEstimates:  # fmt: skip
     """``readings``: sensor → values at ``times_h`` (NaN where that sensor has no sample).
     ``harvests``: (time_h, fraction) pairs; each is applied at the first sample at or after it.
     ``calibrations``: fitted curves by sensor, used instead of the strain's slope; the uncertainty of
     their slope and curvature, common to all samples, is added to var X at the output.
     ``candidates``: the biomass sensors it may use, in order of preference (the first with data is used).
     ``reactor``: geometry for the model's light response (default: the lab tubular loop); the model informs μ
-    only where the unit has ``par_surface``."""
+    only where the unit has ``par_surface``.
+    ``recalibrations_h``: by sensor, the times it was recalibrated (re-zeroed); a probe found moving faster
+    than its culture can (fusion.growth_limit) is set aside from the ramp's start until the next one."""
     calibrations = calibrations or {}
     present = [s for s in candidates if s in readings and np.isfinite(readings[s]).any()]
     if not present:
@@ -180,25 +193,44 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     model = sensor_growth_model(sensor, strain, calibration=calibration)
     model_readings = unit_model_readings(times_h, readings)
     dry_weight = dry_weight_at_samples(times_h, readings, times)
-    filtered, informed_by = filter_informed_growth(times, values, dilution, model, model_readings, strain,
-                                                   reactor or ReactorGeometry(), keep_priors=smooth,
-                                                   dry_weight=dry_weight)  # fmt: skip
-    mean, cov = filtered.mean[0], filtered.cov[0]
-    if smooth:
+    recalibrations = sorted((recalibrations_h or {}).get(sensor, []))
+    onsets = outgrowing_probe_onsets(times, values, model, strain, [t for t, _ in harvests] + recalibrations)
+    suspensions = probe_suspensions(onsets, times, recalibrations)
+
+    def chain(withheld: np.ndarray) -> tuple[GrowthEstimates, tuple[str, ...]]:
+        return filter_informed_growth(times, np.where(withheld, np.nan, values), dilution, model, model_readings,
+                                      strain, reactor or ReactorGeometry(), keep_priors=smooth,
+                                      dry_weight=dry_weight)  # fmt: skip
+
+    withheld = np.zeros(times.size, dtype=bool)
+    filtered, informed_by = chain(withheld)
+    mean, cov, chain_flags = filtered.mean[0], filtered.cov[0], filtered.flags[0]
+    for detected, first, end in suspensions:
+        # From the sample the test fired at on, the chain is the one that never took the ramp it saw nor
+        # anything after it until the probe is recalibrated: causal, it knows at `detected` what it withholds.
+        withheld[first + 1 : end] = True
+        filtered, _ = chain(withheld)
+        if not smooth:
+            mean, cov, chain_flags = (np.concatenate([x[:detected], y[0, detected:]]) for x, y in
+                                      ((mean, filtered.mean), (cov, filtered.cov), (chain_flags, filtered.flags)))
+    if smooth:  # offline: every suspension is known, the last chain withholds them all
         smoothed = smooth_growth(filtered)
-        mean, cov = smoothed.mean[0], smoothed.cov[0]
+        mean, cov, chain_flags = smoothed.mean[0], smoothed.cov[0], filtered.flags[0]
     biomass, biomass_variance = mean[:, BIOMASS], cov[:, BIOMASS, BIOMASS]
     if calibration is not None:
         biomass_variance = biomass_variance + calibration.biomass_variance(biomass)
     rate, rate_variance = mean[:, GROWTH_RATE], cov[:, GROWTH_RATE, GROWTH_RATE]
     drifting = np.full(times.size, "", dtype=object)
+    for detected, _, end in suspensions:
+        drifting[detected:end] = sensor
     if others:
         other = others[0]
         disagree = drifting_biomass_samples(times_h, readings, sensor, other, strain, calibrations)
         if disagree.any():
             drifting[disagree] = f"{sensor},{other}"
             alternative = estimate_unit(times_h, readings, harvests, strain, volume_l, smooth, calibrations,
-                                        candidates=(other,), reactor=reactor)  # fmt: skip
+                                        candidates=(other,), reactor=reactor,
+                                        recalibrations_h=recalibrations_h)  # fmt: skip
             index = last_sample_index(alternative.times_h, times[disagree])
             seen = index >= 0
             at = np.flatnonzero(disagree)[seen]
@@ -213,9 +245,11 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
                                                         alternative.growth_rate_sd[index] ** 2)  # fmt: skip
     biomass_sd = np.sqrt(biomass_variance)
     co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
-    flags = np.array(FLAG_NAMES, dtype=object)[filtered.flags[0]]
+    flags = np.array(FLAG_NAMES, dtype=object)[chain_flags]
     if stuck is not None:
         flags[stuck] = "stuck"
+    for detected, _, end in suspensions:
+        flags[detected:end] = np.where(onsets[detected:end] >= 0, "outgrowing", "suspended")
     gas_co2 = gas_sd = np.full(times.size, np.nan)
     balance = co2_from_gas_balance(times_h, readings, volume_l, strain.salinity, [t for t, _ in harvests])
     if balance is not None:
@@ -223,6 +257,62 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     return UnitEstimates(sensor, times, biomass, biomass_sd, rate, np.sqrt(rate_variance), co2, co2_sd, flags,
                          gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd), informed_by,
                          drifting)  # fmt: skip
+
+
+def calibrated_biomass(values: np.ndarray, model: GrowthModel) -> tuple[np.ndarray, np.ndarray]:
+    """A probe's readings s as biomass through its calibration curve, x = h⁻¹(s), s = c0 + a x + c x², and
+    the noise sd of each in g/L, √(σ_abs² + (σ_rel s)²) / h'(x) (the chain's noise model)."""
+    signal = np.asarray(values, dtype=float) - model.od_intercept
+    a, c = model.od_per_g_per_l, model.od_quadratic
+    with np.errstate(invalid="ignore"):
+        biomass = 2.0 * signal / (a + np.sqrt(np.maximum(a * a + 4.0 * c * signal, 0.0)))
+    noise = np.hypot(model.od_noise_sd, model.od_relative_noise * np.asarray(values, dtype=float))
+    return biomass, noise / np.maximum(a + 2.0 * c * biomass, 1e-12 * a)
+
+
+def outgrowing_probe_onsets(times_h: np.ndarray, values: np.ndarray, model: GrowthModel, strain: Strain,
+                            untested_times_h: list[float]) -> np.ndarray:  # fmt: skip
+    """fusion.growth_limit's test on a biomass probe's calibrated readings, with limits ``GROWTH_MARGIN`` ×
+    μ_max (windows over ``untested_times_h``, the known harvests and recalibrations, are not tested)."""
+    biomass, noise = calibrated_biomass(values, model)
+    limit = GROWTH_MARGIN * strain.mu_max_per_h
+    return outgrowing_onsets(times_h, biomass, noise, model.initial_baseline_sd / model.od_per_g_per_l, limit,
+                             limit, untested_times_h)
+
+
+def recalibrations_by_sensor(calibration_events: Iterable[tuple[float, dict]],
+                             sensors: tuple[str, ...] = BIOMASS_SENSORS) -> dict[str, list[float]]:  # fmt: skip
+    """Times (h) each of ``sensors`` was recalibrated, from a unit's ``calibration`` events as (time_h, params):
+    an event for the sensor its params name (``{"sensor": "od750"}``) or, naming none, for all of them."""
+    recalibrations: dict[str, list[float]] = {sensor: [] for sensor in sensors}
+    for time_h, params in calibration_events:
+        named = params.get("sensor")
+        for sensor in sensors if named is None else [named]:
+            if sensor in recalibrations:
+                recalibrations[sensor].append(float(time_h))
+    return recalibrations
+
+
+def probe_suspensions(onsets: np.ndarray, times_h: np.ndarray,
+                      recalibrations_h: list[float]) -> list[tuple[int, int, int]]:  # fmt: skip
+    """(detected, first, end) sample indices: from the first sample the growth-limit test fires at
+    (``onsets`` ≥ 0) the probe is suspended, its readings withheld after ``first`` (where the ramp the test
+    saw starts, its last sound reading; not before the previous suspension's end) up to ``end`` (the first
+    sample at or after the next recalibration, or the record's end); a new suspension can start only after
+    that."""
+    suspensions: list[tuple[int, int, int]] = []
+    fired = np.flatnonzero(onsets >= 0)
+    recalibrations = np.sort(np.asarray(recalibrations_h, dtype=float))
+    resume = 0
+    while (later := fired[fired >= resume]).size:
+        detected = int(later[0])
+        following = recalibrations[recalibrations > times_h[detected]]
+        end = int(np.searchsorted(times_h, following[0], side="left")) if following.size else times_h.size
+        suspensions.append((detected, max(int(onsets[detected]), resume), end))
+        if end >= times_h.size:
+            break
+        resume = end
+    return suspensions
 
 
 def equal_mixture(first_mean: np.ndarray, first_variance: np.ndarray, second_mean: np.ndarray,
@@ -236,7 +326,7 @@ def equal_mixture(first_mean: np.ndarray, first_variance: np.ndarray, second_mea
 def drifting_biomass_samples(times_h: np.ndarray, readings: dict[str, np.ndarray], sensor: str, other: str,
                              strain: Strain, calibrations: dict[str, BiomassCalibration]) -> np.ndarray:  # fmt: skip
     """Causal drift flags of biomass ``sensor`` against ``other`` at ``sensor``'s samples (its non-NaN readings
-    of ``readings`` at ``times_h``), on calibrated readings X̂ = (s − c0)/a with stuck stretches left out; the
+    of ``readings`` at ``times_h``), on calibrated readings X̂ = h⁻¹(s) with stuck stretches left out; the
     other's last sample at or before each time is used for ``HOLD_H`` hours."""
     times_h = np.asarray(times_h, dtype=float)
     calibrated = {}
@@ -249,7 +339,7 @@ def drifting_biomass_samples(times_h: np.ndarray, readings: dict[str, np.ndarray
         if stuck is not None:
             values = np.where(stuck, np.nan, values)  # a stuck stretch is its own fault, not a drift
         factor = sensor_growth_model(name, strain, calibration=calibrations.get(name))
-        calibrated[name] = (times_h[sampled], (values - factor.od_intercept) / factor.od_per_g_per_l,
+        calibrated[name] = (times_h[sampled], calibrated_biomass(values, factor)[0],
                             factor.od_noise_sd / factor.od_per_g_per_l)  # fmt: skip
     times, own, own_noise = calibrated[sensor]
     other_times, other_values, other_noise = calibrated[other]

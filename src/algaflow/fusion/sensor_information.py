@@ -14,7 +14,9 @@ each other one moves, within the window, by more than both its noise and a calib
 few percent (the causal drift check `algaflow fuse` runs, fusion.sensor_health.drifting_samples; with
 two sensors both are flagged: either may be wrong). The two temperature probes (tank and tube; the loop
 mixes fast, so they read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
-pH and DO legitimately differ between the dark tank and the lit tube and are not compared. Stuck runs,
+pH and DO legitimately differ between the dark tank and the lit tube and are not compared. A biomass
+sensor that alone moves faster than any culture can grow or be lost (fusion.growth_limit) is "outgrowing":
+its readings are set aside until it is recalibrated. Stuck runs,
 spikes, level jumps and saturation are counted by fusion.sensor_health for every sensor; gaps as the share
 of the samples missing that the sensor's own sampling period promises (fusion.sensor_health.sampling_period_h).
 """
@@ -37,6 +39,7 @@ from algaflow.fusion.sensor_health import (
     stuck_samples,
 )
 
+SET_ASIDE = ("rejected_outlier", "downweighted", "invalid_value", "level_jump", "outgrowing", "suspended")
 PAIR_DISAGREE_SD = 5.0
 PAIRS = (("temp_tank", "temp_tube"),)
 
@@ -56,19 +59,21 @@ class SensorReportRow:
     growth_rate_sd_alone: float  # median sd of μ from this sensor alone (1/h); NaN if not a biomass sensor
     biomass_loss_if_removed: float  # relative growth of sd(ln X) without it
     growth_rate_loss_if_removed: float
-    status: str  # used, redundant, disagrees, stuck, silent, not in the biomass chain
+    status: str  # used, redundant, disagrees, outgrowing, stuck, silent, not in the biomass chain
 
 
 def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
                   strain: Strain, volume_l: float = 80.0,
-                  calibrations: dict[str, BiomassCalibration] | None = None) -> list[SensorReportRow]:  # fmt: skip
+                  calibrations: dict[str, BiomassCalibration] | None = None,
+                  recalibrations_h: dict[str, list[float]] | None = None) -> list[SensorReportRow]:  # fmt: skip
     """Rank a unit's sensors by what the biomass and growth-rate estimate would lose without them (the biomass
-    chain's sensors first, then the others by name)."""
+    chain's sensors first, then the others by name). ``recalibrations_h``: by sensor, when it was re-zeroed
+    (the end of a suspension, fusion.estimator.estimate_unit)."""
     times_h = np.asarray(times_h, dtype=float)
     span_h = float(np.nanmax(times_h) - np.nanmin(times_h)) if times_h.size else 0.0
     present = [s for s in BIOMASS_SENSORS if s in readings and np.isfinite(readings[s]).any()]
     alone = {s: estimate_unit(times_h, readings, harvests, strain, volume_l, calibrations=calibrations,
-                              candidates=(s,)) for s in present}  # fmt: skip
+                              candidates=(s,), recalibrations_h=recalibrations_h) for s in present}  # fmt: skip
     full = _uncertainty(alone[present[0]]) if present else (np.nan, np.nan)
     rows = []
     for name, values in readings.items():
@@ -86,14 +91,15 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
                               0.0, np.nan, 0.0, 0.0, "not in the biomass chain")  # fmt: skip
         if name in alone:
             estimates = alone[name]
-            row.flagged_fraction = float(np.isin(estimates.flags, ("rejected_outlier", "downweighted",
-                                                                   "invalid_value", "level_jump")).mean())
+            row.flagged_fraction = float(np.isin(estimates.flags, SET_ASIDE).mean())
             row.growth_rate_sd_alone = _uncertainty(estimates)[1]
             rest = [s for s in present if s != name]
             without = _uncertainty(alone[rest[0]]) if rest else (np.inf, np.inf)
             row.biomass_loss_if_removed = without[0] / full[0] - 1.0
             row.growth_rate_loss_if_removed = without[1] / full[1] - 1.0
             row.status = "used" if name == present[0] else "redundant"
+        if name in alone and (alone[name].drifting == name).any():
+            row.status = "outgrowing"
         if samples == 0:
             row.status = "silent"
         elif stuck_fraction > 0.5:

@@ -87,8 +87,8 @@ def test_suspensions_run_from_the_ramps_start_to_the_next_recalibration():
     assert recalibrations_by_sensor(events, ("od750", "od680")) == {"od750": [3.0, 4.0], "od680": [4.0]}
 
 
-def _fused_against_truth(folder, events_path):
-    estimates = fuse_file(folder / "telemetry.parquet", folder / "estimates.csv", events_path)
+def _fused_against_truth(folder, events_path, smooth=False):
+    estimates = fuse_file(folder / "telemetry.parquet", folder / "estimates.csv", events_path, smooth=smooth)
     truth = pd.read_parquet(folder / "truth.parquet")
     for unit, rows in estimates.groupby("unit_id"):
         true = truth[truth["unit_id"] == unit].set_index("time").sort_index()
@@ -110,6 +110,9 @@ def test_a_sole_probe_outgrowing_its_culture_is_flagged_in_minutes_and_suspended
         flags = rows["sample_flag"].to_numpy()
         assert set(flags[drifting]) == {"outgrowing", "suspended"}
         assert inside[hours < 24.0].mean() > 0.95 and inside[hours >= 24.0].mean() > 0.9, unit
+    for unit, rows, hours, inside in _fused_against_truth(outgrowing, outgrowing / "events.parquet", smooth=True):
+        assert (rows["drifting_sensors"].fillna("").to_numpy() == "od750").any()
+        assert inside.mean() > 0.95, unit  # offline, the chain withholds every suspension from the start
     events = pd.read_parquet(outgrowing / "events.parquet")
     recalibrated = pd.DataFrame({"unit_id": sorted(set(pd.read_parquet(outgrowing / "truth.parquet")["unit_id"])),
                                  "kind": "calibration", "params": json.dumps({"sensor": "od750"})})

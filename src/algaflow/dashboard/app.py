@@ -9,8 +9,8 @@ Views (``dcc.Location`` paths):
                     harvest, raw sensor traces downsampled by the server for the chosen time range
                     (``?range=6 h`` … ``30 days``, ``all``; 24 h by default), each sensor's health and
                     worth over the last day and the calibration in use (dashboard.sensor_panel), the
-                    events log with a form to record a harvest, dilution, dry-weight sample or note, and
-                    CSV / Parquet export
+                    events log with a form to record a harvest, dilution, dry-weight sample, probe
+                    recalibration or note, and CSV / Parquet export
     /alarms         open and past alarms with their reasons; operators acknowledge them
 
 Sign-in: a user token (``algaflow admin issue-token user --role reader|operator|admin``), kept in the
@@ -43,7 +43,9 @@ from algaflow.store.base import time_window, to_time_us
 
 RANGES_H = {"6 h": 6, "24 h": 24, "7 days": 168, "30 days": 720, "all": None}
 EVENT_FORM_KINDS = {"harvest": "harvest done (fraction removed)", "dilution": "dilution (fraction replaced)",
-                    "dry_weight_sample": "dry-weight sample (g/L)", "note": "note"}  # fmt: skip
+                    "dry_weight_sample": "dry-weight sample (g/L)",
+                    "calibration": "probes recalibrated (re-zeroed: a suspended probe is used again)",
+                    "note": "note"}  # fmt: skip
 UNIT_PATH = re.compile(r"^/unit/(?P<unit>[A-Za-z0-9][A-Za-z0-9_.-]{0,63})$")
 HOUR_US = 3_600_000_000
 PANEL_DELAY_S = 1.5
@@ -201,7 +203,9 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
             html.P("Missing: share of the samples the sensor's own sampling period promises; set aside: samples "
                    "the growth chain rejected, down-weighted or found invalid; sd without it: how much the biomass "
                    "and growth-rate sd would grow if the sensor were removed (none: redundant). Disagrees: its "
-                   "calibrated reading drifts against another sensor of the same quantity.",
+                   "calibrated reading drifts against another sensor of the same quantity. Outgrowing: it moved "
+                   "faster than any culture can grow; its readings are set aside until the probes are "
+                   "recalibrated (record a calibration event).",
                    style={"color": "#555", "fontSize": "0.9em"}),
             html.H3("Events"),
             dash_table.DataTable(id="events-table", columns=[{"name": n, "id": n} for n in ("time", "kind", "params")],

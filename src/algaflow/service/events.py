@@ -4,7 +4,8 @@ pipeline. A dry-weight sample is also stored as a ``dry_weight`` reading at the 
 
 Checks: the time carries a time zone and is not in the future (beyond the frames' 5-minute clock slack);
 the kind and its parameters are what ``catalog.frames.FrameEvent`` accepts (a harvest or dilution fraction
-in (0, 1)); a dry weight lies in the catalog's plausible range for ``dry_weight``.
+in (0, 1)); a dry weight lies in the catalog's plausible range for ``dry_weight``; a calibration names a
+catalog sensor, or none (every probe of the unit was recalibrated).
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ def checked_event(kind: str, params: dict, time: datetime, now: datetime | None 
         if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
             raise EventRejectedError("g_per_l", f"a dry weight must be a number of g/L in [{low:g}, {high:g}] "
                                            f"(got {value!r})")  # fmt: skip
+    if kind == "calibration" and params.get("sensor") is not None and params["sensor"] not in SENSORS:
+        raise EventRejectedError("sensor", f"a calibration names a catalog sensor, or none for every probe "
+                                           f"(got {params['sensor']!r}); the catalog has {', '.join(SENSORS)}")
     return event
 
 

@@ -83,6 +83,8 @@ magnitude = 7.2
 
 
 def simulated(folder, scenario: str):
+    """``algaflow simulate`` of a scenario's TOML text into ``folder`` (made if need be)."""
+    folder.mkdir(parents=True, exist_ok=True)
     (folder / "scenario.toml").write_text(scenario)
     result = CliRunner().invoke(app, ["simulate", "--scenario", str(folder / "scenario.toml"), "--out", str(folder)])
     assert result.exit_code == 0, result.output

@@ -110,7 +110,7 @@ def test_a_sole_probe_outgrowing_its_culture_is_flagged_in_minutes_and_suspended
         flags = rows["sample_flag"].to_numpy()
         assert set(flags[drifting]) == {"outgrowing", "suspended"}
         assert inside[hours < 24.0].mean() > 0.95 and inside[hours >= 24.0].mean() > 0.9, unit
-    for unit, rows, hours, inside in _fused_against_truth(outgrowing, outgrowing / "events.parquet", smooth=True):
+    for unit, rows, _hours, inside in _fused_against_truth(outgrowing, outgrowing / "events.parquet", smooth=True):
         assert (rows["drifting_sensors"].fillna("").to_numpy() == "od750").any()
         assert inside.mean() > 0.95, unit  # offline, the chain withholds every suspension from the start
     events = pd.read_parquet(outgrowing / "events.parquet")

@@ -182,11 +182,13 @@ def trailing_median(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def drifting_samples(own: np.ndarray, other: np.ndarray, noise_sd: float, window: int = DRIFT_WINDOW,
-                     sigmas: float = DRIFT_SIGMAS, slope_tolerance: float = 0.0) -> np.ndarray:  # fmt: skip
+                     sigmas: float = DRIFT_SIGMAS, slope_tolerance: float = 0.0,
+                     tolerance: float = 0.0) -> np.ndarray:  # fmt: skip
     """Causal drift flags of ``own`` against ``other`` (module doc: the median test or Page's CUSUM): two
     readings of one quantity in one unit on the same samples (NaN where either is missing); ``noise_sd`` the
-    sd of their difference for noise alone. Only samples where both are finite can be flagged, from the
-    first full window on."""
+    sd of their difference for noise alone; ``tolerance`` a change of the difference that is no drift (the
+    two probes' calibration accuracy), allowed beside the slope band ε |R_k − R₀|. Only samples where both
+    are finite can be flagged, from the first full window on."""
     own, other = np.asarray(own, dtype=float), np.asarray(other, dtype=float)
     if own.shape != other.shape:
         raise ValueError(f"own {own.shape} and other {other.shape} must be read on the same samples")
@@ -199,12 +201,12 @@ def drifting_samples(own: np.ndarray, other: np.ndarray, noise_sd: float, window
     spread = max(noise_sd, 1.4826 * np.median(np.abs(difference[:window] - first_difference)))
     standard_error = 1.2533 * spread * np.sqrt(2.0 / window)
     trailing, trailing_level = (trailing_median(x, window)[window - 1:] for x in (difference, level))
-    threshold = sigmas * standard_error + slope_tolerance * np.abs(trailing_level - first_level)
+    threshold = sigmas * standard_error + slope_tolerance * np.abs(trailing_level - first_level) + tolerance
     flags[joint[window - 1:]] = np.abs(trailing - first_difference) > threshold
     # Page's CUSUM from the sample after the reference window (module doc).
     after = slice(window, None)
     standardised = (difference[after] - first_difference) / spread
-    slope_band = slope_tolerance * np.abs(level[after] - first_level) / spread
+    slope_band = (slope_tolerance * np.abs(level[after] - first_level) + tolerance) / spread
     residual = np.sign(standardised) * np.maximum(0.0, np.abs(standardised) - slope_band)
     statistic = page_cusum(residual, CUSUM_ALLOWANCE, CUSUM_CLIP, 2.0 * CUSUM_THRESHOLD)
     flags[joint[after]] |= statistic > CUSUM_THRESHOLD

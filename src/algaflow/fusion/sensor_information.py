@@ -12,13 +12,19 @@ Sensors of other quantities do not enter the biomass chain; they are reported wi
 Disagreement: a biomass sensor drifts against the rest when the difference of its calibrated reading to
 each other one moves, within the window, by more than both its noise and a calibration slope error of a
 few percent (the causal drift check `algaflow fuse` runs, fusion.sensor_health.drifting_samples; with
-two sensors both are flagged: either may be wrong). The two temperature probes (tank and tube; the loop
-mixes fast, so they read one temperature) disagree when their median difference over the window exceeds 5 √2 noise sd;
-pH and DO legitimately differ between the dark tank and the lit tube and are not compared. A biomass
-sensor that alone moves faster than any culture can grow or be lost (fusion.growth_limit) is "outgrowing":
-its readings are set aside until it is recalibrated. Stuck runs,
-spikes, level jumps and saturation are counted by fusion.sensor_health for every sensor; gaps as the share
-of the samples missing that the sensor's own sampling period promises (fusion.sensor_health.sampling_period_h).
+two sensors both are flagged: either may be wrong). A biomass sensor that alone moves faster than any
+culture can grow or be lost (fusion.growth_limit) is "outgrowing": its readings are set aside until it is
+recalibrated. The two temperature probes (tank and tube; the loop mixes fast, so they read one
+temperature) disagree when their median difference over the window exceeds 5 √2 noise sd. pH and DO
+legitimately differ between the dark tank and the lit tube; in the dark (``par_surface`` at most
+10 µmol m⁻² s⁻¹, or the lamp off, for an hour at least) the loop is one water and the two pH probes read
+one pH, so they are watched against each other then, causally, with the biomass pairs' drift check (a
+trailing median and Page's CUSUM against the first dark hour's difference, beyond the 0.02 pH two
+calibrated electrodes may come to differ by; both are flagged, either may be the one drifting). DO is not
+compared: the tank's sparger strips what the tubes' respiration leaves.
+Stuck runs, spikes, level jumps and saturation are counted by fusion.sensor_health for every sensor; gaps
+as the share of the samples missing that the sensor's own sampling period promises
+(fusion.sensor_health.sampling_period_h).
 """
 
 from __future__ import annotations
@@ -30,18 +36,30 @@ import numpy as np
 
 from algaflow.catalog import SENSORS, Strain
 from algaflow.fusion.calibration import BiomassCalibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, drifting_biomass_samples, estimate_unit
+from algaflow.fusion.estimator import (
+    BIOMASS_SENSORS,
+    HOLD_H,
+    UnitEstimates,
+    drifting_biomass_samples,
+    estimate_unit,
+)
 from algaflow.fusion.sensor_health import (
+    drifting_samples,
     jump_samples,
     sampling_period_h,
     saturated_samples,
     spike_samples,
     stuck_samples,
 )
+from algaflow.fusion.timeline import last_sample_index
 
 SET_ASIDE = ("rejected_outlier", "downweighted", "invalid_value", "level_jump", "outgrowing", "suspended")
 PAIR_DISAGREE_SD = 5.0
 PAIRS = (("temp_tank", "temp_tube"),)
+DARK_PAIRS = (("ph_tank", "ph_tube"),)  # one water in the dark: no photosynthesis pulls the tube's pH up
+DARK_PAR_UMOL = 10.0  # incident PAR (µmol m⁻² s⁻¹) at or below which the lamp or the sun is off
+DARK_SETTLE_H = 1.0  # after the light goes off, the tube's carbonate system re-equilibrates with the tank's
+PH_CALIBRATION_ACCURACY = 0.02  # pH: two electrodes after a two-point calibration agree this well, no better
 
 
 @dataclass(slots=True)
@@ -112,6 +130,12 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
         if all(s in readings for s in pair) and _pair_disagrees(times_h, readings[pair[0]], readings[pair[1]], pair[0]):
             for name in pair:
                 by_name[name].status = "disagrees"
+    dark = dark_samples(times_h, readings)
+    for pair in DARK_PAIRS:
+        if dark is not None and all(s in readings for s in pair) and drifting_in_the_dark(times_h, readings, *pair,
+                                                                                          dark).any():
+            for name in pair:
+                by_name[name].status = "disagrees"
     # the biomass chain's sensors first (by what μ, then X, would lose without them: a redundant one can lose
     # nothing, or less than nothing where another sensor alone is better), then the others by name
     return sorted(rows, key=lambda r: (r.sensor not in alone, -r.growth_rate_loss_if_removed,
@@ -134,6 +158,46 @@ def _disagreeing_biomass(times_h: np.ndarray, readings: dict[str, np.ndarray], s
     drifts = {frozenset(pair): bool(drifting_biomass_samples(times_h, readings, *pair, strain, calibrations).any())
               for pair in combinations(sensors, 2)}  # fmt: skip
     return [s for s in sensors if len(sensors) > 1 and all(drifts[frozenset((s, o))] for o in sensors if o != s)]
+
+
+def dark_samples(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> np.ndarray | None:
+    """True at the times the culture has been dark for ``DARK_SETTLE_H`` at least: no ``par_surface`` sample
+    above ``DARK_PAR_UMOL`` (or, without it, no ``led_power`` above 0) since then, nor the record's start,
+    and one at or below it within the last ``HOLD_H``. None where the unit reads neither."""
+    light_sensors = [(np.asarray(readings[name], dtype=float), threshold)
+                     for name, threshold in (("par_surface", DARK_PAR_UMOL), ("led_power", 0.0))
+                     if name in readings and np.isfinite(readings[name]).any()]  # fmt: skip
+    if not light_sensors:
+        return None
+    values, threshold = light_sensors[0]
+    sampled = np.isfinite(values)
+    sample_times, light = times_h[sampled], values[sampled] > threshold
+    lit_times = sample_times[light]
+    last_lit = last_sample_index(lit_times, times_h)
+    # A record that starts dark has been dark since its first sample, as far as it knows.
+    since_light = times_h - np.where(last_lit >= 0, lit_times[np.maximum(last_lit, 0)], sample_times[0])
+    last_sample = last_sample_index(sample_times, times_h)
+    fresh = (last_sample >= 0) & (times_h - sample_times[np.maximum(last_sample, 0)] <= HOLD_H)
+    return fresh & (since_light >= DARK_SETTLE_H)
+
+
+def drifting_in_the_dark(times_h: np.ndarray, readings: dict[str, np.ndarray], first: str, second: str,
+                         dark: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Causal drift flags (fusion.sensor_health.drifting_samples) of ``first`` against ``second`` on the dark
+    samples only, at ``first``'s samples (the other's last sample held for ``HOLD_H``): in the dark, tank and
+    tube hold one well-mixed water and read one pH; in the light they differ by the CO2 the tubes take up.
+    A change within the electrodes' calibration accuracy is no drift."""
+    own = np.asarray(readings[first], dtype=float)
+    other = np.asarray(readings[second], dtype=float)
+    sampled, other_sampled = np.isfinite(own), np.isfinite(other)
+    other_times = times_h[other_sampled]
+    index = last_sample_index(other_times, times_h[sampled])
+    fresh = (index >= 0) & (times_h[sampled] - other_times[np.maximum(index, 0)] <= HOLD_H)
+    held = np.where(fresh & dark[sampled], other[other_sampled][np.maximum(index, 0)], np.nan)
+    flags = np.zeros(times_h.size, dtype=bool)
+    noise = float(np.hypot(SENSORS[first].noise_sd, SENSORS[second].noise_sd))
+    flags[sampled] = drifting_samples(own[sampled], held, noise, tolerance=PH_CALIBRATION_ACCURACY)
+    return flags
 
 
 def _pair_disagrees(times_h: np.ndarray, first: np.ndarray, second: np.ndarray, name: str) -> bool:

@@ -26,24 +26,26 @@ Gaps: the share of the samples missing, against the sensor's own sampling period
 Saturation: readings at or beyond the catalog range, or ``run`` or more equal readings at the record's
 own maximum or minimum (an analyser pinned below its nominal range, as a CO2 sensor near 80,000 ppm).
 
-Drift: a drifting sensor cannot be told from growth by one biomass sensor alone (an additive drift and a
-slightly faster culture fit the same OD curve); it is found, causally, against a second reading of the
+Drift: a slow drift cannot be told from growth by one biomass sensor alone (an additive drift and a
+slightly faster culture fit the same OD curve; one faster than any culture grows is found by
+fusion.growth_limit); it is found, causally, against a second reading of the
 same quantity in the same unit (:func:`drifting_samples`): with D = own − other, its median D₀ over the
 first ``window`` joint samples and D_k over the last ``window`` up to k, a drift is flagged where
 
-    |D_k − D₀| > k_d se + ε |R_k − R₀|,   se = 1.2533 σ_D √(2 / window),   k_d = 5
+    |D_k − D₀| > k_d se + ε |R_k − R₀| + τ,   se = 1.2533 σ_D √(2 / window),   k_d = 5
 
 se the sd of a difference of two medians of ``window`` samples of noise σ_D (the catalog's combined sd,
 or the record's own over the first window if larger), R the other reading's medians over the same
-windows and ε the relative slope error allowed between the two (a calibration slope error moves D with
-the level, not with time). A drift of r per sample is flagged about (k_d se)/r + window/2 samples after it
+windows, ε the relative slope error allowed between the two (a calibration slope error moves D with
+the level, not with time) and τ an absolute change allowed (two pH electrodes' calibration accuracy;
+0 for biomass sensors). A drift of r per sample is flagged about (k_d se)/r + window/2 samples after it
 starts on a steady culture; a culture that grows or is harvested meanwhile widens the ε term.
 
 The median's lag (window/2 samples) would hold a fast drift back for half an hour at 1-min samples, so
 the standardised difference also feeds Page's two-sided CUSUM: the part of e_k = (D_k − D₀)/σ_D beyond
 what the slope error allows, clipped to ±c (a bubble spike in one sensor adds at most c − ν),
 
-    u_k = sign(e_k) min(c, max(0, |e_k| − ε |R_k − R₀| / σ_D)),
+    u_k = sign(e_k) min(c, max(0, |e_k| − (ε |R_k − R₀| + τ) / σ_D)),
     S⁺_k = min(S_max, max(0, S⁺_{k−1} + u_k − ν)),   S⁻_k = min(S_max, max(0, S⁻_{k−1} − u_k − ν)),
     flagged while max(S⁺_k, S⁻_k) > h
 

@@ -126,3 +126,22 @@ def test_a_sole_probe_outgrowing_its_culture_is_flagged_in_minutes_and_suspended
         assert not set(rows["sample_flag"][hours >= 31.0]) & {"outgrowing", "suspended"}
         assert inside[hours >= 31.0].mean() > 0.9, unit
         assert rows["biomass_sd"][hours >= 33.0].max() < 0.5 * rows["biomass_sd"][(hours > 30.0) & (hours < 31.0)].max()
+
+
+def test_a_suspended_probe_hands_the_estimate_to_the_units_other_biomass_sensor():
+    """A steady 0.3 g/L culture read by od750 and turbidity_tank every minute; from 10 h the photometer ramps
+    up one noise sd a minute. Once it is found outgrowing, it is the wrong one: the estimate is the turbidity
+    chain alone (not the two-hypothesis mixture), on the truth and as certain as that chain."""
+    rng = np.random.default_rng(7)
+    times = np.arange(0.0, 20.0, 1.0 / 60.0)
+    od = 0.3 + 0.005 * rng.standard_normal(times.size) + 0.3 * np.maximum(times - 10.0, 0.0)
+    turbidity = 300.0 * 0.3 + 2.0 * rng.standard_normal(times.size)
+    readings = {"od750": od, "turbidity_tank": turbidity}
+    both = estimate_unit(times, readings, [], STRAIN, 80.0)
+    alone = estimate_unit(times, {"turbidity_tank": turbidity}, [], STRAIN, 80.0)
+    suspended = both.drifting == "od750"
+    assert not suspended[times < 10.0].any() and 10.0 < times[suspended].min() < 10.6
+    assert suspended[times >= times[suspended].min()].all()
+    np.testing.assert_allclose(both.biomass_g_per_l[suspended], alone.biomass_g_per_l[suspended])
+    np.testing.assert_allclose(both.biomass_sd[suspended], alone.biomass_sd[suspended])
+    assert (np.abs(both.biomass_g_per_l - 0.3) <= 1.96 * both.biomass_sd).mean() > 0.95

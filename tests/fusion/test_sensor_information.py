@@ -3,14 +3,16 @@ redundant biomass sensor, a stuck stretch, a biased temperature probe, a driftin
 electrode (a level jump at 20 h) with a burst of bubble spikes (6–8 h); and a sole photometer that moves faster
 than any culture (fixture ``outgrowing``); the two pH probes, compared in the dark."""
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from algaflow.catalog import load_strain
 from algaflow.cli.fuse import unit_readings
 from algaflow.cli.main import app
 from algaflow.cli.sensors import report_file
-from algaflow.fusion.sensor_information import dark_samples, drifting_in_the_dark
+from algaflow.fusion.sensor_information import dark_samples, drifting_in_the_dark, sensor_report
 from tests.fusion.conftest import simulated
 
 
@@ -93,3 +95,14 @@ def test_the_two_ph_probes_are_compared_in_the_dark_and_a_drift_of_one_is_found(
         status = {row.sensor: row.status for row in rows}
         assert status["ph_tank"] == status["ph_tube"] == "disagrees"
         assert status["temp_tank"] == "not in the biomass chain"
+
+
+def test_an_outgrowing_probe_is_named_and_its_sound_partner_is_not_blamed():
+    """od750 ramping one noise sd a minute beside a steady turbidity probe: the pair disagrees, but the
+    photometer moved faster than any culture, so it alone is named (outgrowing); the turbidity probe is used."""
+    rng = np.random.default_rng(8)
+    times = np.arange(0.0, 20.0, 1.0 / 60.0)
+    readings = {"od750": 0.3 + 0.005 * rng.standard_normal(times.size) + 0.3 * np.maximum(times - 10.0, 0.0),
+                "turbidity_tank": 90.0 + 2.0 * rng.standard_normal(times.size)}
+    status = {row.sensor: row.status for row in sensor_report(times, readings, [], load_strain("chlorella_vulgaris"))}
+    assert status == {"od750": "outgrowing", "turbidity_tank": "redundant"}

@@ -25,7 +25,8 @@ sensor, collapsed to one Gaussian by moment matching (as an interacting-multiple
 
     m = (m₁ + m₂)/2,   P = (P₁ + P₂)/2 + (m₁ − m₂)² / 4      for X and for μ
 
-so the band spans both sensors' stories until they agree again.
+so the band spans both sensors' stories until they agree again. Where the chain's probe is suspended
+(it outgrew any culture), it is the wrong one, and the estimate is the other sensor's chain alone.
 """
 
 from __future__ import annotations
@@ -151,7 +152,8 @@ class UnitEstimates:
     growth_rate_sd: np.ndarray
     co2_captured_g: np.ndarray
     co2_captured_sd: np.ndarray
-    flags: np.ndarray  # names from fusion.growth.FLAG_NAMES, "stuck" (fusion.sensor_health) or "outgrowing"
+    # names from fusion.growth.FLAG_NAMES, "stuck" (fusion.sensor_health), "outgrowing" or "suspended"
+    flags: np.ndarray
     co2_gas_balance_g: np.ndarray  # NaN where the unit has no gas balance (or before its first exhaust sample)
     co2_gas_balance_sd: np.ndarray
     co2_routes_z: np.ndarray  # (gas − biomass) / combined sd: |z| < 2, the routes agree
@@ -226,23 +228,25 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     if others:
         other = others[0]
         disagree = drifting_biomass_samples(times_h, readings, sensor, other, strain, calibrations)
-        if disagree.any():
-            drifting[disagree] = f"{sensor},{other}"
+        suspended = drifting == sensor
+        if disagree.any() or suspended.any():
+            drifting[disagree & ~suspended] = f"{sensor},{other}"
             alternative = estimate_unit(times_h, readings, harvests, strain, volume_l, smooth, calibrations,
                                         candidates=(other,), reactor=reactor,
                                         recalibrations_h=recalibrations_h)  # fmt: skip
-            index = last_sample_index(alternative.times_h, times[disagree])
-            seen = index >= 0
-            at = np.flatnonzero(disagree)[seen]
-            index = index[seen]
             biomass, biomass_variance = (x.copy() for x in (biomass, biomass_variance))
             rate, rate_variance = (x.copy() for x in (rate, rate_variance))
-            biomass[at], biomass_variance[at] = equal_mixture(biomass[at], biomass_variance[at],
-                                                              alternative.biomass_g_per_l[index],
-                                                              alternative.biomass_sd[index] ** 2)  # fmt: skip
-            rate[at], rate_variance[at] = equal_mixture(rate[at], rate_variance[at],
-                                                        alternative.growth_rate_per_h[index],
-                                                        alternative.growth_rate_sd[index] ** 2)  # fmt: skip
+            # Where the two disagree, either may be wrong: the equal mixture. Where the chain's probe has
+            # outgrown any culture, it is the wrong one: the other sensor's chain alone.
+            for samples, weight in ((disagree & ~suspended, 0.5), (suspended, 1.0)):
+                index = last_sample_index(alternative.times_h, times[samples])
+                seen = index >= 0
+                at, index = np.flatnonzero(samples)[seen], index[seen]
+                biomass[at], biomass_variance[at] = mixture(biomass[at], biomass_variance[at],
+                                                            alternative.biomass_g_per_l[index],
+                                                            alternative.biomass_sd[index] ** 2, weight)  # fmt: skip
+                rate[at], rate_variance[at] = mixture(rate[at], rate_variance[at], alternative.growth_rate_per_h[index],
+                                                      alternative.growth_rate_sd[index] ** 2, weight)  # fmt: skip
     biomass_sd = np.sqrt(biomass_variance)
     co2, co2_sd = co2_from_biomass(biomass, biomass_sd, dilution, volume_l, strain.carbon_fraction)
     flags = np.array(FLAG_NAMES, dtype=object)[chain_flags]
@@ -315,12 +319,14 @@ def probe_suspensions(onsets: np.ndarray, times_h: np.ndarray,
     return suspensions
 
 
-def equal_mixture(first_mean: np.ndarray, first_variance: np.ndarray, second_mean: np.ndarray,
-                  second_variance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Moment-matched Gaussian of an equal-weight mixture of two: m = (m₁ + m₂)/2,
-    P = (P₁ + P₂)/2 + (m₁ − m₂)²/4."""
-    return 0.5 * (first_mean + second_mean), 0.5 * (first_variance + second_variance) + 0.25 * (
-        first_mean - second_mean) ** 2
+def mixture(first_mean: np.ndarray, first_variance: np.ndarray, second_mean: np.ndarray,
+            second_variance: np.ndarray, second_weight: float = 0.5) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Moment-matched Gaussian of a two-component mixture, weight w on the second:
+    m = (1 − w) m₁ + w m₂,  P = (1 − w) P₁ + w P₂ + w (1 − w) (m₁ − m₂)²  (w = ½: the equal mixture)."""
+    w = second_weight
+    mean = (1.0 - w) * first_mean + w * second_mean
+    variance = (1.0 - w) * first_variance + w * second_variance + w * (1.0 - w) * (first_mean - second_mean) ** 2
+    return mean, variance
 
 
 def drifting_biomass_samples(times_h: np.ndarray, readings: dict[str, np.ndarray], sensor: str, other: str,

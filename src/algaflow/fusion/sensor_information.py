@@ -124,7 +124,9 @@ def sensor_report(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
             row.status = "stuck"
         rows.append(row)
     by_name = {row.sensor: row for row in rows}
-    for name in _disagreeing_biomass(times_h, readings, present, strain, calibrations or {}):
+    # A probe that outgrew any culture explains its disagreement with the others: it is not held against them.
+    sound = [s for s in present if by_name[s].status != "outgrowing"]
+    for name in _disagreeing_biomass(times_h, readings, sound, strain, calibrations or {}):
         by_name[name].status = "disagrees"
     for pair in PAIRS:
         if all(s in readings for s in pair) and _pair_disagrees(times_h, readings[pair[0]], readings[pair[1]], pair[0]):

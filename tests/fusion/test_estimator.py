@@ -6,9 +6,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from algaflow.catalog import SENSORS, load_strain
 from algaflow.cli.fuse import fuse_file
+from algaflow.cli.main import app
 from algaflow.fusion.calibration import fit_biomass_calibration
 from algaflow.fusion.estimator import (
     BIOMASS_SENSORS,
@@ -110,6 +112,9 @@ def test_a_sole_probe_outgrowing_its_culture_is_flagged_in_minutes_and_suspended
         flags = rows["sample_flag"].to_numpy()
         assert set(flags[drifting]) == {"outgrowing", "suspended"}
         assert inside[hours < 24.0].mean() > 0.95 and inside[hours >= 24.0].mean() > 0.9, unit
+    result = CliRunner().invoke(app, ["fuse", str(outgrowing / "telemetry.parquet"), "--events",
+                                      str(outgrowing / "events.parquet"), "--out", str(outgrowing / "cli.csv")])
+    assert result.exit_code == 0 and "od750 moved faster than any culture can" in result.output, result.output
     for unit, rows, _hours, inside in _fused_against_truth(outgrowing, outgrowing / "events.parquet", smooth=True):
         assert (rows["drifting_sensors"].fillna("").to_numpy() == "od750").any()
         assert inside.mean() > 0.95, unit  # offline, the chain withholds every suspension from the start

@@ -77,7 +77,8 @@ def simulate(
 def fuse(
     telemetry: Path = typer.Argument(..., help="long-format telemetry (unit_id, time, sensor, value), CSV or Parquet"),
     out: Path = typer.Option(..., "--out", help="estimates file, .csv or .parquet"),
-    events: Path | None = typer.Option(None, "--events", help="events file; harvests with a known fraction"),
+    events: Path | None = typer.Option(None, "--events", help="events file: harvests and dilutions with a known "
+                                       "fraction, probe calibrations"),
     strain: str = typer.Option("chlorella_vulgaris", help="strain name: calibration slopes and carbon fraction"),
     smooth: bool = typer.Option(False, "--smooth", help="offline: smoothed (forward–backward) estimates"),
     volume_l: float = typer.Option(80.0, min=0.001, help="culture volume (L), for CO2 captured"),
@@ -120,6 +121,15 @@ def fuse(
                       f"harvest ready: {row.harvest_ready}")
         if isinstance(row.growth_model_inputs, str) and row.growth_model_inputs:
             console.print(f"    μ informed by the reactor model from {row.growth_model_inputs.replace(',', ', ')}")
+        drifting = row.drifting_sensors if isinstance(row.drifting_sensors, str) else ""
+        if "," in drifting:
+            console.print(f"    [yellow]{drifting.replace(',', ' and ')} disagree: one of them drifts; the estimate "
+                          "spans both[/yellow]")
+        elif drifting:
+            unit_rows = result[result["unit_id"] == row.unit_id]
+            since = unit_rows["time"][unit_rows["drifting_sensors"] == drifting].min()
+            console.print(f"    [yellow]{drifting} moved faster than any culture can: set aside since "
+                          f"{since:%Y-%m-%d %H:%M} UTC; record a calibration event once it is re-zeroed[/yellow]")
 
 
 @app.command()
@@ -152,7 +162,8 @@ app.add_typer(sensors_app, name="sensors")
 @sensors_app.command("report")
 def sensors_report(
     telemetry: Path = typer.Argument(..., help="long-format telemetry (unit_id, time, sensor, value), CSV or Parquet"),
-    events: Path | None = typer.Option(None, "--events", help="events file; harvests with a known fraction"),
+    events: Path | None = typer.Option(None, "--events", help="events file: harvests and dilutions with a known "
+                                       "fraction, probe calibrations"),
     strain: str = typer.Option("chlorella_vulgaris", help="strain name: calibration slopes"),
     unit: str | None = typer.Option(None, help="one unit (default: all)"),
     start_h: float | None = typer.Option(None, "--from-h", help="window start, hours after the unit's first sample"),

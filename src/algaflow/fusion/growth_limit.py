@@ -31,9 +31,9 @@ a known harvest are not tested.
 
 A ramp of r (g/L per h) beyond the bound, sampled every Δ h, is flagged at the smallest scale w with
 (r − μ U) w Δ > k_σ se(w) comfortably, about 4w − 1 samples after it starts: at 1-min OD samples
-(σ = 0.005 AU) a drift of 1 noise sd a minute on a 0.3 g/L culture is found within 35 minutes. A drift slower than
-the culture could grow is not found here; only a second biomass sensor (fusion.sensor_health
-.drifting_samples) or dry weights can see it.
+(σ = 0.005 AU) a drift of 1 noise sd a minute on a 0.3 g/L culture is found within 35 minutes (27–34 in
+the simulator). A drift slower than the culture could grow is not found here; only a second biomass sensor
+(fusion.sensor_health.drifting_samples) or dry weights can see it.
 """
 
 from __future__ import annotations

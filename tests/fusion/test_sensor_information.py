@@ -106,3 +106,15 @@ def test_an_outgrowing_probe_is_named_and_its_sound_partner_is_not_blamed():
                 "turbidity_tank": 90.0 + 2.0 * rng.standard_normal(times.size)}
     status = {row.sensor: row.status for row in sensor_report(times, readings, [], load_strain("chlorella_vulgaris"))}
     assert status == {"od750": "outgrowing", "turbidity_tank": "redundant"}
+
+
+def test_dark_samples_count_from_the_last_light_or_the_records_start():
+    times = np.arange(0.0, 6.0, 0.25)
+    lamp_off_at_2h = np.where(times < 2.0, 800.0, 0.0)
+    dark = dark_samples(times, {"par_surface": lamp_off_at_2h})
+    np.testing.assert_array_equal(dark, times >= 2.0 + 0.75)  # an hour after the last lit sample (1.75 h)
+    np.testing.assert_array_equal(dark_samples(times, {"par_surface": np.zeros(times.size)}), times >= 1.0)
+    assert not dark_samples(times, {"par_surface": np.full(times.size, 500.0)}).any()
+    led = dark_samples(times, {"led_power": np.where(times < 3.0, 0.0, 100.0)})
+    np.testing.assert_array_equal(led, (times >= 1.0) & (times < 3.0))
+    assert dark_samples(times, {"ph_tank": np.full(times.size, 7.0)}) is None

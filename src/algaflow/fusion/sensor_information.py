@@ -174,10 +174,9 @@ def dark_samples(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> np.nda
     values, threshold = light_sensors[0]
     sampled = np.isfinite(values)
     sample_times, light = times_h[sampled], values[sampled] > threshold
-    lit_times = sample_times[light]
-    last_lit = last_sample_index(lit_times, times_h)
     # A record that starts dark has been dark since its first sample, as far as it knows.
-    since_light = times_h - np.where(last_lit >= 0, lit_times[np.maximum(last_lit, 0)], sample_times[0])
+    lit_times = np.r_[sample_times[0], sample_times[light]]
+    since_light = times_h - lit_times[np.maximum(last_sample_index(lit_times, times_h), 0)]
     last_sample = last_sample_index(sample_times, times_h)
     fresh = (last_sample >= 0) & (times_h - sample_times[np.maximum(last_sample, 0)] <= HOLD_H)
     return fresh & (since_light >= DARK_SETTLE_H)

@@ -64,6 +64,13 @@ def test_fuse_refuses_bad_files_with_a_clear_message(tmp_path):
         fuse_file(bad, tmp_path / "out.xlsx")
     result = CliRunner().invoke(app, ["fuse", str(tmp_path / "absent.csv"), "--out", str(tmp_path / "o.csv")])
     assert result.exit_code == 2 and "does not exist" in " ".join(result.output.split())
+    pd.DataFrame(row | {"sensor": ["od750"]}).to_csv(bad, index=False)
+    events = tmp_path / "events.csv"
+    for params, message in (("{fraction: 0.7", "is not JSON"), ("[0.7]", "is not a JSON object")):
+        pd.DataFrame({"unit_id": ["a"], "time": ["2026-01-01T00:00:00Z"], "kind": ["harvest"],
+                      "params": [params]}).to_csv(events, index=False)  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            fuse_file(bad, tmp_path / "out.csv", events)
 
 
 @pytest.mark.skipif(not MIT.exists(), reason=f"real logs not found at {MIT} (../shared/data absent)")

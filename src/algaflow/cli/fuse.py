@@ -65,6 +65,22 @@ def unit_readings(rows: pd.DataFrame, origin: pd.Timestamp) -> tuple[pd.Datetime
     return table.index, times_h, {sensor: table[sensor].to_numpy() for sensor in table.columns}
 
 
+def event_params(raw: object) -> dict:
+    """An event's ``params`` cell as a dict: a JSON object (empty where the cell is empty or missing)."""
+    if isinstance(raw, dict):
+        return raw
+    if not isinstance(raw, str) or not raw.strip():
+        return {}
+    try:
+        params = json.loads(raw)
+    except json.JSONDecodeError:
+        raise ValueError(f"events: params {raw!r} is not JSON; write a JSON object such as "
+                         '{"fraction": 0.7}') from None  # fmt: skip
+    if not isinstance(params, dict):
+        raise ValueError(f"events: params {raw!r} is not a JSON object; write one such as {{\"fraction\": 0.7}}")
+    return params
+
+
 def unit_harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) -> list[tuple[float, float]]:
     """(hours after ``origin``, fraction) of the unit's harvest and dilution events with a known fraction."""
     if events is None:
@@ -72,7 +88,7 @@ def unit_harvests(events: pd.DataFrame | None, unit: str, origin: pd.Timestamp) 
     rows = events[(events["unit_id"] == unit) & events["kind"].isin(["harvest", "dilution"])]
     harvests = []
     for time, params in zip(rows["time"], rows["params"], strict=True):
-        fraction = json.loads(params).get("fraction") if isinstance(params, str) else None
+        fraction = event_params(params).get("fraction")
         if fraction is not None and 0 < float(fraction) < 1 and pd.notna(time):
             harvests.append(((time - origin).total_seconds() / 3600.0, float(fraction)))
     return harvests
@@ -85,7 +101,7 @@ def unit_recalibrations(events: pd.DataFrame | None, unit: str, origin: pd.Times
         return {}
     rows = events[(events["unit_id"] == unit) & (events["kind"] == "calibration") & events["time"].notna()]
     return recalibrations_by_sensor(
-        ((time - origin).total_seconds() / 3600.0, json.loads(params) if isinstance(params, str) and params else {})
+        ((time - origin).total_seconds() / 3600.0, event_params(params))
         for time, params in zip(rows["time"], rows["params"], strict=True))
 
 

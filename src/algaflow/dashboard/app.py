@@ -201,8 +201,9 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                                  style_data_conditional=[{"if": {"filter_query": f"{{status}} = '{status}'"},
                                                           "backgroundColor": "#fde0dd"} for status in TROUBLE]),
             html.P("Missing: share of the samples the sensor's own sampling period promises; set aside: samples "
-                   "the growth chain rejected, down-weighted or found invalid; sd without it: how much the biomass "
-                   "and growth-rate sd would grow if the sensor were removed (none: redundant). Disagrees: its "
+                   "the growth chain rejected, down-weighted, found invalid or withheld; sd without it: how much "
+                   "the biomass and growth-rate sd would grow if the sensor were removed (none: redundant). "
+                   "Disagrees: its "
                    "calibrated reading drifts against another sensor of the same quantity. Outgrowing: it moved "
                    "faster than any culture can grow; its readings are set aside until the probes are "
                    "recalibrated (record a calibration event).",

@@ -61,12 +61,16 @@ def wide_readings(long: pd.DataFrame, origin_us: int) -> tuple[np.ndarray, dict[
     return (table.index.to_numpy() - origin_us) / HOUR_US, {s: table[s].to_numpy() for s in table.columns}
 
 
+def _params(row) -> dict:
+    """A stored event's params (a dict, or its JSON as some backends return it)."""
+    return row.params if isinstance(row.params, dict) else json.loads(row.params or "{}")
+
+
 def harvests_since(events: pd.DataFrame, origin_us: int) -> list[tuple[float, float]]:
     """(hours after ``origin_us``, fraction) of the harvests and dilutions with a known fraction."""
     found = []
     for row in events[events.kind.isin(["harvest", "dilution"])].itertuples(index=False):
-        params = row.params if isinstance(row.params, dict) else json.loads(row.params or "{}")
-        fraction = params.get("fraction")
+        fraction = _params(row).get("fraction")
         if fraction is not None and 0 < float(fraction) < 1:
             found.append(((int(row.time_us) - origin_us) / HOUR_US, float(fraction)))
     return found
@@ -75,8 +79,7 @@ def harvests_since(events: pd.DataFrame, origin_us: int) -> list[tuple[float, fl
 def recalibrations_since(events: pd.DataFrame, origin_us: int) -> dict[str, list[float]]:
     """Hours after ``origin_us`` at which each biomass sensor was recalibrated (``calibration`` events)."""
     rows = events[events.kind == "calibration"]
-    return recalibrations_by_sensor(((int(row.time_us) - origin_us) / HOUR_US,
-                                     row.params if isinstance(row.params, dict) else json.loads(row.params or "{}"))
+    return recalibrations_by_sensor(((int(row.time_us) - origin_us) / HOUR_US, _params(row))
                                     for row in rows.itertuples(index=False))
 
 

@@ -59,7 +59,7 @@ from algaflow.fusion.growth import (
 )
 from algaflow.fusion.growth_limit import GROWTH_MARGIN, outgrowing_onsets
 from algaflow.fusion.sensor_health import drifting_samples, stuck_samples
-from algaflow.fusion.timeline import last_sample_index
+from algaflow.fusion.timeline import held_values, last_sample_index
 
 BIOMASS_SENSORS = ("od750", "od680", "turbidity_tank", "turbidity_tube")
 SLOPE_TOLERANCE = 0.05  # relative calibration slope error allowed between two biomass sensors
@@ -205,19 +205,22 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
                                       dry_weight=dry_weight)  # fmt: skip
 
     withheld = np.zeros(times.size, dtype=bool)
-    filtered, informed_by = chain(withheld)
-    mean, cov, chain_flags = filtered.mean[0], filtered.cov[0], filtered.flags[0]
-    for detected, first, end in suspensions:
-        # From the sample the test fired at on, the chain is the one that never took the ramp it saw nor
-        # anything after it until the probe is recalibrated: causal, it knows at `detected` what it withholds.
-        withheld[first + 1 : end] = True
-        filtered, _ = chain(withheld)
-        if not smooth:
-            mean, cov, chain_flags = (np.concatenate([x[:detected], y[0, detected:]]) for x, y in
-                                      ((mean, filtered.mean), (cov, filtered.cov), (chain_flags, filtered.flags)))
-    if smooth:  # offline: every suspension is known, the last chain withholds them all
+    if smooth:  # offline: every suspension is known, one chain withholds them all
+        for _, first, end in suspensions:
+            withheld[first + 1 : end] = True
+        filtered, informed_by = chain(withheld)
         smoothed = smooth_growth(filtered)
         mean, cov, chain_flags = smoothed.mean[0], smoothed.cov[0], filtered.flags[0]
+    else:
+        filtered, informed_by = chain(withheld)
+        mean, cov, chain_flags = filtered.mean[0], filtered.cov[0], filtered.flags[0]
+        for detected, first, end in suspensions:
+            # From the sample the test fired at on, the chain is the one that never took the ramp it saw nor
+            # anything after it until the probe is recalibrated: causal, it knows at `detected` what it withholds.
+            withheld[first + 1 : end] = True
+            later, _ = chain(withheld)
+            mean, cov, chain_flags = (np.concatenate([x[:detected], y[0, detected:]]) for x, y in
+                                      ((mean, later.mean), (cov, later.cov), (chain_flags, later.flags)))
     biomass, biomass_variance = mean[:, BIOMASS], cov[:, BIOMASS, BIOMASS]
     if calibration is not None:
         biomass_variance = biomass_variance + calibration.biomass_variance(biomass)
@@ -350,8 +353,5 @@ def drifting_biomass_samples(times_h: np.ndarray, readings: dict[str, np.ndarray
     times, own, own_noise = calibrated[sensor]
     other_times, other_values, other_noise = calibrated[other]
     kept = np.isfinite(other_values)
-    other_times, other_values = other_times[kept], other_values[kept]
-    index = last_sample_index(other_times, times)
-    fresh = (index >= 0) & (times - other_times[np.maximum(index, 0)] <= HOLD_H)
-    held = np.where(fresh, other_values[np.maximum(index, 0)], np.nan)
+    held = held_values(other_times[kept], other_values[kept], times, HOLD_H)
     return drifting_samples(own, held, float(np.hypot(own_noise, other_noise)), slope_tolerance=SLOPE_TOLERANCE)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from algaflow.fusion.sensor_health import trailing_median
+from algaflow.fusion.sensor_health import robust_noise_sd, trailing_median
 
 SCALES = (3, 9, 27, 81)  # w, samples per window (odd)
 LIMIT_SIGMAS = 5.0  # k_σ
@@ -60,11 +60,9 @@ def reference_noise_sd(values: np.ndarray, readings: int = REFERENCE_READINGS) -
     """The probe's own noise sd at each reading, causally: 1.4826 MAD(first differences)/√2 over the readings
     so far, up to the first ``readings`` (then held: a later ramp or fault does not inflate it); 0 before the
     third reading."""
-    differences = np.diff(values[:readings])
     noise = np.zeros(values.size)
     for k in range(2, min(values.size, readings)):
-        seen = differences[:k]
-        noise[k] = 1.4826 * np.median(np.abs(seen - np.median(seen))) / np.sqrt(2.0)
+        noise[k] = robust_noise_sd(values[: k + 1], 0.0)  # no catalog floor: the caller takes the larger
     if values.size > readings:
         noise[readings:] = noise[readings - 1]
     return noise

@@ -51,7 +51,7 @@ from algaflow.fusion.sensor_health import (
     spike_samples,
     stuck_samples,
 )
-from algaflow.fusion.timeline import last_sample_index
+from algaflow.fusion.timeline import held_values, last_sample_index
 
 SET_ASIDE = ("rejected_outlier", "downweighted", "invalid_value", "level_jump", "outgrowing", "suspended")
 PAIR_DISAGREE_SD = 5.0
@@ -177,8 +177,7 @@ def dark_samples(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> np.nda
     # A record that starts dark has been dark since its first sample, as far as it knows.
     lit_times = np.r_[sample_times[0], sample_times[light]]
     since_light = times_h - lit_times[np.maximum(last_sample_index(lit_times, times_h), 0)]
-    last_sample = last_sample_index(sample_times, times_h)
-    fresh = (last_sample >= 0) & (times_h - sample_times[np.maximum(last_sample, 0)] <= HOLD_H)
+    fresh = np.isfinite(held_values(sample_times, values[sampled], times_h, HOLD_H))
     return fresh & (since_light >= DARK_SETTLE_H)
 
 
@@ -191,10 +190,8 @@ def drifting_in_the_dark(times_h: np.ndarray, readings: dict[str, np.ndarray], f
     own = np.asarray(readings[first], dtype=float)
     other = np.asarray(readings[second], dtype=float)
     sampled, other_sampled = np.isfinite(own), np.isfinite(other)
-    other_times = times_h[other_sampled]
-    index = last_sample_index(other_times, times_h[sampled])
-    fresh = (index >= 0) & (times_h[sampled] - other_times[np.maximum(index, 0)] <= HOLD_H)
-    held = np.where(fresh & dark[sampled], other[other_sampled][np.maximum(index, 0)], np.nan)
+    held = held_values(times_h[other_sampled], other[other_sampled], times_h[sampled], HOLD_H)
+    held = np.where(dark[sampled], held, np.nan)
     flags = np.zeros(times_h.size, dtype=bool)
     noise = float(np.hypot(SENSORS[first].noise_sd, SENSORS[second].noise_sd))
     flags[sampled] = drifting_samples(own[sampled], held, noise, tolerance=PH_CALIBRATION_ACCURACY)

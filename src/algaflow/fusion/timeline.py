@@ -10,3 +10,16 @@ def last_sample_index(sample_times_h: np.ndarray, times_h: np.ndarray) -> np.nda
     first sample)."""
     return np.searchsorted(np.asarray(sample_times_h, dtype=float), np.asarray(times_h, dtype=float),
                            side="right") - 1  # fmt: skip
+
+
+def held_values(sample_times_h: np.ndarray, values: np.ndarray, times_h: np.ndarray, hold_h: float) -> np.ndarray:
+    """The last of ``values`` (at the ascending ``sample_times_h``) at or before each of ``times_h``, held for
+    ``hold_h`` hours after its sample; NaN before the first sample and once it is older than that."""
+    sample_times_h = np.asarray(sample_times_h, dtype=float)
+    times_h = np.asarray(times_h, dtype=float)
+    if sample_times_h.size == 0:
+        return np.full(times_h.shape, np.nan)
+    index = last_sample_index(sample_times_h, times_h)
+    last = np.maximum(index, 0)
+    fresh = (index >= 0) & (times_h - sample_times_h[last] <= hold_h)
+    return np.where(fresh, np.asarray(values, dtype=float)[last], np.nan)

@@ -4,9 +4,11 @@ service), validated against the sensor catalog.
     Frame = {unit_id, time (UTC), seq (per unit, increasing), readings {catalog sensor: value}, events [...]}
 
 Names are checked (an unknown sensor or event kind is an error naming the catalog), values must be finite
-numbers, the time must carry a zone (it is kept in UTC) and lie no further than ``FUTURE_SLACK`` ahead of
-the receiver's clock. A value outside the sensor's plausible range is kept with the quality flag
-``OUT_OF_RANGE`` (a broken probe's readings are evidence too), never silently dropped.
+numbers, every time (the frame's and its events') must carry a zone (it is kept in UTC) and lie between
+``EARLIEST`` and ``FUTURE_SLACK`` ahead of the receiver's clock. An event's parameters are checked against
+its kind in the event table (catalog.events: units, ranges, flat values, text lengths). A value outside the
+sensor's plausible range is kept with the quality flag ``OUT_OF_RANGE`` (a broken probe's readings are
+evidence too), never silently dropped.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from algaflow.catalog.events import EVENT_KINDS, EventParamsError, check_params
 from algaflow.catalog.sensors import SENSORS
 
 GOOD, OUT_OF_RANGE = 0, 1  # reading quality flags as stored
 QUALITY_NAMES = ("good", "out_of_range")
-EVENT_KINDS = ("harvest", "dilution", "dose_nitrate", "degas_on", "degas_off", "set_led", "set_air_flow",
-               "set_temperature", "set_co2", "dry_weight_sample", "calibration", "maintenance", "note",
-               "alarm_ack")  # fmt: skip
 MAX_READINGS = len(SENSORS)  # a frame holds at most one value per catalog sensor
+MAX_EVENTS = 32  # events in one frame
 FUTURE_SLACK = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no reactor logged before this; an earlier time is a broken clock
 UNIT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # safe in an MQTT topic, a file name and a URL
 
 UnitId = Annotated[str, Field(pattern=UNIT_ID_PATTERN)]
@@ -37,33 +39,56 @@ def _aware_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def checked_time(value: datetime, now: datetime | None = None) -> datetime:
+    """``value`` in UTC if it carries a zone and lies in [``EARLIEST``, now + ``FUTURE_SLACK``], else
+    ValueError saying which bound it breaks."""
+    value = _aware_utc(value)
+    if value < EARLIEST:
+        raise ValueError(f"time {value.isoformat()} is before {EARLIEST:%Y-%m-%d} (a clock not set?)")
+    if value > (now or datetime.now(UTC)) + FUTURE_SLACK:
+        raise ValueError(f"time {value.isoformat()} is in the future (more than {FUTURE_SLACK} ahead)")
+    return value
+
+
 class FrameEvent(BaseModel):
     """Something that happened to the culture or the hardware, reported with a frame."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str
+    kind: str = Field(json_schema_extra={"enum": list(EVENT_KINDS)})
     time: datetime | None = None  # default: the frame's time
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, int | float | str] = Field(default_factory=dict, max_length=16,
+                                                 description="flat parameters of the kind (catalog event table)")
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
         if kind not in EVENT_KINDS:
-            raise ValueError(f"unknown event kind {kind!r}; known kinds: {', '.join(EVENT_KINDS)}")
+            raise ValueError(f"unknown event kind {kind[:64]!r}; known kinds: {', '.join(EVENT_KINDS)}")
         return kind
 
     @field_validator("time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        return None if value is None else _aware_utc(value)
+        return None if value is None else checked_time(value)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _flat(cls, params: Any) -> Any:
+        """Values are kept as given (an integer stays an integer); nesting and booleans are refused here."""
+        if isinstance(params, dict):
+            for name, value in params.items():
+                if isinstance(value, bool) or not isinstance(value, int | float | str):
+                    raise ValueError(f"params.{str(name)[:64]} must be a number or a text (got "
+                                     f"{type(value).__name__}); event parameters are flat")  # fmt: skip
+        return params
 
     @model_validator(mode="after")
-    def _fraction(self) -> FrameEvent:
-        if self.kind in ("harvest", "dilution"):
-            fraction = self.params.get("fraction")
-            if not isinstance(fraction, int | float) or isinstance(fraction, bool) or not 0.0 < fraction < 1.0:
-                raise ValueError(f"a {self.kind} needs params.fraction, the share of culture removed, in (0, 1)")
+    def _params_of_kind(self) -> FrameEvent:
+        try:
+            check_params(self.kind, self.params)
+        except EventParamsError as error:
+            raise ValueError(str(error)) from None
         return self
 
 
@@ -75,16 +100,14 @@ class Frame(BaseModel):
     unit_id: UnitId
     time: datetime
     seq: int = Field(ge=0, le=2**63 - 1)
-    readings: dict[str, float] = Field(default_factory=dict, max_length=MAX_READINGS)
-    events: list[FrameEvent] = Field(default_factory=list, max_length=32)
+    readings: dict[str, float] = Field(default_factory=dict, max_length=MAX_READINGS,
+                                       json_schema_extra={"propertyNames": {"enum": list(SENSORS)}})
+    events: list[FrameEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
 
     @field_validator("time")
     @classmethod
-    def _utc_not_future(cls, value: datetime) -> datetime:
-        value = _aware_utc(value)
-        if value > datetime.now(UTC) + FUTURE_SLACK:
-            raise ValueError(f"time {value.isoformat()} is in the future (more than {FUTURE_SLACK} ahead)")
-        return value
+    def _utc_in_bounds(cls, value: datetime) -> datetime:
+        return checked_time(value)
 
     @field_validator("readings", mode="before")
     @classmethod

@@ -1,26 +1,30 @@
 """The HTTP API, ``/api/v1`` (OpenAPI 3.1 at ``/api/v1/openapi.json``).
 
-Every route needs a bearer token (service.auth): devices post frames and events of their own unit; users
-read (role reader), post events (operator) and register units and issue tokens (admin). Requests larger
-than ``limits.max_request_bytes`` are refused with 413 before they are read whole, more than
-``limits.requests_per_second`` per token (bursts of ``limits.burst``) with 429; every refusal is a 4xx with
-a ``detail`` that says what was wrong.
+Every route but ``/health`` and ``/metrics`` needs a bearer token (service.auth): devices post frames and
+events of their own unit; users read (role reader), post events (operator) and register units, issue tokens
+and see quarantined records (admin). Requests larger than ``limits.max_request_bytes`` are refused with 413
+(by their Content-Length, or while a chunked body streams in), more than ``limits.requests_per_second`` per
+token (bursts of ``limits.burst``) with 429; every refusal is a 4xx with the body :class:`ErrorBody` (a
+``detail`` that says what was wrong; for a request that is not valid, each problem), and every status a
+route can answer is in the OpenAPI document.
 """
 
 
+import contextlib
 import io
 import json
 import math
 import threading
 import time
 import zipfile
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -32,6 +36,7 @@ from algaflow.service.auth import Principal, authenticate, issue_device_token, i
 from algaflow.service.config import Settings
 from algaflow.service.events import EventRejectedError, record_event
 from algaflow.service.ingest import ForbiddenError, Ingestor
+from algaflow.service.metrics import CONTENT_TYPE, metrics_text, registry_for
 from algaflow.store import UnknownUnitError
 from algaflow.store.base import to_time_us
 
@@ -39,6 +44,31 @@ API = "/api/v1"
 
 
 # ---- request and response bodies -------------------------------------------------------------------------------
+class Problem(BaseModel):
+    where: str = Field(description="the input at fault, e.g. body.frames.9.readings.od750")
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal (4xx): what was wrong; for a request that is not valid, each problem too."""
+
+    detail: str
+    problems: list[Problem] | None = None
+
+
+ERRORS = {400: "the request cannot be read (a Content-Length that is not a number)",
+          401: "no valid bearer token (missing, unknown, revoked or expired)",
+          403: "the token may not do this", 404: "the unit is not registered",
+          413: "the body, or its number of frames, is over the limit",
+          422: "the request is not valid; each problem named", 429: "too many requests for this token (Retry-After)"}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI responses for these refusals, each with :class:`ErrorBody` (the body limit's 400 and 413 apply to
+    every request)."""
+    return {code: {"model": ErrorBody, "description": ERRORS[code]} for code in sorted({400, 413, *codes})}
+
+
 class FrameBatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
     frames: list[Frame] = Field(min_length=1)
@@ -96,6 +126,7 @@ class TokenRequest(BaseModel):
     unit_id: UnitId | None = None
     role: Literal["reader", "operator", "admin"] | None = None
     label: str = Field("", max_length=200)
+    expires_in_s: float | None = Field(None, gt=0, le=100 * 365 * 86400, description="lifetime (default: none)")
 
 
 class TokenIssued(BaseModel):
@@ -135,20 +166,28 @@ class BodyLimit:
                 await JSONResponse({"detail": "Content-Length is not a number"}, status_code=400)(scope, receive,
                                                                                                  send)  # fmt: skip
                 return
-        received = 0
+        received, exceeded, started = 0, False, False
 
         async def limited() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
+                    exceeded = True
                     raise _BodyTooLargeError
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _BodyTooLargeError:
+        async def answer(message: Message) -> None:
+            nonlocal started
+            if exceeded:  # the app's own answer to a body it could not read (400) gives way to the 413
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        with contextlib.suppress(_BodyTooLargeError):
+            await self.app(scope, limited, answer)
+        if exceeded and not started:
             await too_large(scope, receive, send)
 
 
@@ -202,10 +241,24 @@ def _records(table: pd.DataFrame) -> dict[str, list]:
     return out
 
 
+def _shown_params(params: Any) -> dict:
+    """Stored event params as the API shows them: a flat object as it is; anything else (a record written before
+    the event table was enforced at the edge) as its JSON text, cut at 500 characters, so it cannot break the
+    answer."""
+    if isinstance(params, dict) and all(isinstance(v, int | float | str | None) for v in params.values()):
+        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in params.items()}
+    try:
+        text = json.dumps(params, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(type(params))
+    return {"unreadable": text[:500]}
+
+
 def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     """The FastAPI app over ``ingestor``'s store and pipeline."""
     store = ingestor.store
     limiter = RateLimiter(settings.limits.requests_per_second, settings.limits.burst)
+    registry = registry_for(ingestor)
     app = FastAPI(title="algaflow", version=algaflow.__version__, openapi_url=f"{API}/openapi.json",
                   docs_url=f"{API}/docs", redoc_url=None,
                   description="Telemetry, estimates and decisions of algae photobioreactors.")  # fmt: skip
@@ -255,16 +308,30 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     Start = Annotated[datetime | None, Query(description="from this time (inclusive, ISO 8601 with zone)")]
     End = Annotated[datetime | None, Query(description="to this time (exclusive)")]
 
-    @app.get(f"{API}/health")
+    READ, UNIT = errors(401, 403, 422, 429), errors(401, 403, 404, 422, 429)
+
+    @app.get(f"{API}/health", responses=errors())
     def health() -> dict[str, Any]:
+        """Up, with what came in, what was refused, the live pipeline's backlog (batches and readings waiting),
+        whether it is still replaying the store after a start, and how many records it quarantined."""
         counters = ingestor.counters
         pipeline = ingestor.pipeline
         return {"status": "ok", "store": store.name, "frames": counters.frames, "readings": counters.readings,
                 "rejected_http": counters.rejected_http, "rejected_mqtt": counters.rejected_mqtt,
                 "pipeline_backlog": pipeline.backlog if pipeline else 0,
+                "pipeline_backlog_readings": pipeline.queued_readings if pipeline else 0,
+                "pipeline_restoring": bool(pipeline and pipeline.restoring),
+                "quarantined": pipeline.quarantine.total if pipeline else 0,
                 "uptime_s": round(time.time() - ingestor.started, 1)}  # fmt: skip
 
-    @app.post(f"{API}/frames", response_model=IngestAck)
+    @app.get(f"{API}/metrics", response_class=PlainTextResponse,
+             responses={200: {"content": {CONTENT_TYPE.split(";")[0]: {"schema": {"type": "string"}}},
+                              "description": "Prometheus text format"}, **errors()})  # fmt: skip
+    def metrics() -> Response:
+        """The counters of ``/health`` in Prometheus' text format, for a scraper."""
+        return Response(metrics_text(registry), media_type=CONTENT_TYPE)
+
+    @app.post(f"{API}/frames", response_model=IngestAck, responses=errors(401, 403, 404, 422, 429))
     def post_frames(batch: FrameBatch, caller: Caller) -> IngestAck:
         """Store a batch of frames whole (all or nothing) and acknowledge them."""
         if len(batch.frames) > settings.limits.max_frames_per_request:
@@ -282,18 +349,18 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
         return IngestAck(new_frames=stored.frames, new_readings=stored.readings, new_events=stored.events,
                          acknowledged=acknowledged)  # fmt: skip
 
-    @app.post(f"{API}/units", status_code=201)
+    @app.post(f"{API}/units", status_code=201, responses=READ)
     def register_unit(unit: UnitRegistration, caller: Admin) -> dict[str, Any]:
         """Register a unit (or replace its metadata)."""
         metadata = unit.model_dump(exclude={"unit_id"})
         store.register_unit(unit.unit_id, metadata)
         return {"unit_id": unit.unit_id, **metadata}
 
-    @app.get(f"{API}/units")
+    @app.get(f"{API}/units", responses=errors(401, 403, 429))
     def list_units(caller: Reader) -> dict[str, dict]:
         return store.units()
 
-    @app.get(f"{API}/units/{{unit_id}}/readings")
+    @app.get(f"{API}/units/{{unit_id}}/readings", responses=UNIT)
     def get_readings(unit_id: Unit, caller: Reader, start: Start = None, end: End = None,
                      sensors: Annotated[str | None, Query(description="comma-separated catalog names")] = None,
                      every_s: Annotated[int | None, Query(gt=0, le=31 * 86400, description="bucket width (s): "
@@ -306,19 +373,21 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
             raise HTTPException(422, str(error)) from error
         return _records(table)
 
-    @app.get(f"{API}/units/{{unit_id}}/estimates")
+    @app.get(f"{API}/units/{{unit_id}}/estimates", responses=UNIT)
     def get_estimates(unit_id: Unit, caller: Reader, start: Start = None, end: End = None) -> dict[str, list]:
         return _records(store.estimates(unit_id, _time_us(start), _time_us(end)))
 
-    @app.get(f"{API}/units/{{unit_id}}/decisions")
+    @app.get(f"{API}/units/{{unit_id}}/decisions", responses=UNIT)
     def get_decisions(unit_id: Unit, caller: Reader, start: Start = None, end: End = None) -> dict[str, list]:
         return _records(store.decisions(unit_id, _time_us(start), _time_us(end)))
 
-    @app.get(f"{API}/units/{{unit_id}}/events")
+    @app.get(f"{API}/units/{{unit_id}}/events", responses=UNIT)
     def get_events(unit_id: Unit, caller: Reader, start: Start = None, end: End = None) -> dict[str, list]:
-        return _records(store.events(unit_id, _time_us(start), _time_us(end)))
+        table = store.events(unit_id, _time_us(start), _time_us(end))
+        table["params"] = table["params"].map(_shown_params)
+        return _records(table)
 
-    @app.post(f"{API}/units/{{unit_id}}/events", status_code=201)
+    @app.post(f"{API}/units/{{unit_id}}/events", status_code=201, responses=UNIT)
     def post_event(unit_id: Unit, posted: EventPost, caller: Caller) -> dict[str, Any]:
         """Record an event (harvest done, a manual dry-weight sample: kind dry_weight_sample with
         params.g_per_l, also stored as a ``dry_weight`` reading)."""
@@ -331,19 +400,33 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
             raise HTTPException(422, f"{error.field}: {error.message}") from None
         return {"stored": new, "unit_id": unit_id, "kind": posted.event.kind}
 
-    @app.post(f"{API}/tokens", status_code=201, response_model=TokenIssued)
+    @app.post(f"{API}/tokens", status_code=201, response_model=TokenIssued, responses=UNIT)
     def post_token(request: TokenRequest, caller: Admin) -> TokenIssued:
         """Issue a token (shown once; only its hash is kept)."""
         if request.kind == "device":
             if request.unit_id is None:
                 raise HTTPException(422, "a device token needs unit_id")
             known_unit(request.unit_id)
-            return TokenIssued(token=issue_device_token(store, request.unit_id, request.label), kind="device",
-                               unit_id=request.unit_id)  # fmt: skip
+            return TokenIssued(token=issue_device_token(store, request.unit_id, request.label, request.expires_in_s),
+                               kind="device", unit_id=request.unit_id)  # fmt: skip
         role = request.role or "reader"
-        return TokenIssued(token=issue_user_token(store, role, request.label), kind="user", role=role)
+        return TokenIssued(token=issue_user_token(store, role, request.label, request.expires_in_s), kind="user",
+                           role=role)  # fmt: skip
 
-    @app.get(f"{API}/units/{{unit_id}}/export")
+    @app.get(f"{API}/quarantine", responses=errors(401, 403, 422, 429))
+    def get_quarantine(caller: Admin, unit_id: Annotated[str | None, Query(max_length=64)] = None
+                       ) -> dict[str, Any]:  # fmt: skip
+        """Stored records the live pipeline set aside (service.quarantine): total, and the newest items."""
+        pipeline = ingestor.pipeline
+        if pipeline is None:
+            return {"total": 0, "items": []}
+        items = [asdict(item) for item in pipeline.quarantine.items(unit_id)]
+        return {"total": pipeline.quarantine.total, "items": items}
+
+    @app.get(f"{API}/units/{{unit_id}}/export", response_class=Response,
+             responses={200: {"content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+                              "description": "a zip: telemetry, events, estimates, decisions, manifest.json"},
+                        **UNIT})  # fmt: skip
     def export(unit_id: Unit, caller: Reader, start: Start = None, end: End = None,
                format: Annotated[Literal["parquet", "csv"], Query()] = "parquet") -> Response:  # fmt: skip
         """One unit's experiment as a zip: telemetry, events, estimates, decisions and a manifest."""

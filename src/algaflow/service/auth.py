@@ -8,6 +8,7 @@ guess), with what it grants:
     user token    {"kind": "user", "role": R}        R = "reader" reads, "operator" also posts events,
                                                      "admin" also registers units and issues tokens
 
+A token may expire: ``expires_us`` (µs since the epoch) in its record; from then on it authenticates nothing.
 A device token also carries the Mosquitto password hash of the same secret (PBKDF2-SHA512, Mosquitto's
 ``$7$`` format), so ``algaflow mqtt-config`` can write a password file without ever storing the token.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 from algaflow.store import Store
@@ -67,31 +69,47 @@ def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations
     return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
 
 
-def issue_device_token(store: Store, unit_id: str, label: str = "") -> str:
-    """A new token that writes only ``unit_id``'s data (the unit must be registered)."""
+def _expiry(expires_in_s: float | None) -> dict:
+    if expires_in_s is None:
+        return {}
+    if not 0 < expires_in_s <= 100 * 365 * 86400:
+        raise ValueError(f"a token's lifetime must lie in (0, 100 years] (got {expires_in_s} s)")
+    return {"expires_us": int((time.time() + expires_in_s) * 1e6)}
+
+
+def issue_device_token(store: Store, unit_id: str, label: str = "", expires_in_s: float | None = None) -> str:
+    """A new token that writes only ``unit_id``'s data (the unit must be registered); it expires after
+    ``expires_in_s`` seconds if given."""
     if store.unit(unit_id) is None:
         raise KeyError(f"unit {unit_id!r} is not registered; register it first")
     token = DEVICE_PREFIX + secrets.token_urlsafe(32)
     store.save_token(token_hash(token), {"kind": "device", "unit_id": unit_id, "label": label,
-                                         "mosquitto_hash": mosquitto_password_hash(token)})  # fmt: skip
+                                         "mosquitto_hash": mosquitto_password_hash(token),
+                                         **_expiry(expires_in_s)})  # fmt: skip
     return token
 
 
-def issue_user_token(store: Store, role: str, label: str = "") -> str:
-    """A new user token with ``role`` (one of ``ROLES``)."""
+def issue_user_token(store: Store, role: str, label: str = "", expires_in_s: float | None = None) -> str:
+    """A new user token with ``role`` (one of ``ROLES``); it expires after ``expires_in_s`` seconds if given."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     token = USER_PREFIX + secrets.token_urlsafe(32)
-    store.save_token(token_hash(token), {"kind": "user", "role": role, "label": label})
+    store.save_token(token_hash(token), {"kind": "user", "role": role, "label": label, **_expiry(expires_in_s)})
     return token
 
 
+def expired(record: dict, now_us: int | None = None) -> bool:
+    """Whether a token record has passed its ``expires_us``."""
+    expires = record.get("expires_us")
+    return expires is not None and (now_us if now_us is not None else time.time() * 1e6) >= expires
+
+
 def authenticate(store: Store, token: str | None) -> Principal | None:
-    """The principal of a presented token, or None (no token, unknown or revoked)."""
+    """The principal of a presented token, or None (no token, unknown, revoked or expired)."""
     if not token or len(token) > 200:
         return None
     record = store.token_record(token_hash(token))
-    if record is None:
+    if record is None or expired(record):
         return None
     return Principal(kind=record["kind"], unit_id=record.get("unit_id"), role=record.get("role"),
                      label=record.get("label", ""))  # fmt: skip

@@ -5,7 +5,8 @@
     [mqtt]     mode = "embedded" | "external" | "off", host, port, username, password, shared_group,
                tls_ca_file, tls_certfile, tls_keyfile
     [limits]   max_request_bytes, max_frames_per_request, max_message_bytes, requests_per_second, burst
-    [pipeline] enabled, strain, checkpoint_every_s, alarm_loss_on, alarm_loss_off
+    [pipeline] enabled, strain, checkpoint_every_s, alarm_loss_on, alarm_loss_off, calibrations,
+               max_backlog_readings (back-pressure: ingest waits while this many readings wait for the pipeline)
     [lake]     path (default: lake/ beside a SQLite store's file; needed with PostgreSQL),
                compact_every_s (the service compacts the ended days this often; 0: only `algaflow compact`)
 
@@ -72,6 +73,7 @@ class PipelineSettings(_Section):
     alarm_loss_on: float = Field(0.2, gt=0, lt=1)
     alarm_loss_off: float = Field(0.1, gt=0, lt=1)
     calibrations: str | None = None  # folder of `algaflow calibrate --store` files (default: beside a SQLite store)
+    max_backlog_readings: int = Field(500_000, gt=0)  # readings waiting for the pipeline before ingest waits too
 
 
 class LakeSettings(_Section):

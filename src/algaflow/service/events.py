@@ -2,20 +2,19 @@
 shared by the HTTP API and the dashboard's forms: checked field by field, stored, and handed to the live
 pipeline. A dry-weight sample is also stored as a ``dry_weight`` reading at the sample's time.
 
-Checks: the time carries a time zone and is not in the future (beyond the frames' 5-minute clock slack);
-the kind and its parameters are what ``catalog.frames.FrameEvent`` accepts (a harvest or dilution fraction
-in (0, 1)); a dry weight lies in the catalog's plausible range for ``dry_weight``; a calibration names a
-catalog sensor, or none (every probe of the unit was recalibrated).
+Checks, the same as a frame's events (catalog.frames.checked_time and the event table, catalog.events): the
+time carries a time zone and lies between 2000-01-01 and the frames' 5-minute clock slack ahead of now; the
+kind is in the table and its parameters are the kind's, in their ranges (a harvest or dilution fraction in
+(0, 1), a dry weight in the catalog's plausible range for ``dry_weight``, a calibration naming a catalog
+sensor or none: every probe of the unit).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
-
-from algaflow.catalog import SENSORS
-from algaflow.catalog.frames import FUTURE_SLACK, FrameEvent
+from algaflow.catalog.events import EventParamsError, check_params
+from algaflow.catalog.frames import FrameEvent, checked_time
 from algaflow.service.pipeline import LivePipeline
 from algaflow.store import ReadingBatch, Store, StoredEvent
 from algaflow.store.base import to_time_us
@@ -31,27 +30,19 @@ class EventRejectedError(ValueError):
 
 
 def checked_event(kind: str, params: dict, time: datetime, now: datetime | None = None) -> FrameEvent:
-    """The event if every check of the module doc passes, else :class:`EventRejectedError` naming the field."""
+    """The event if every check of the module doc passes, else :class:`EventRejectedError` naming the field
+    (``time``, ``kind``, ``params`` or the parameter's own name: ``fraction``, ``g_per_l``, ``sensor`` ...)."""
     if time.tzinfo is None:
         raise EventRejectedError("time", "the time must carry a time zone")
-    now = now or datetime.now(UTC)
-    if time > now + FUTURE_SLACK:
-        raise EventRejectedError("time", f"{time.isoformat()} is in the future")
     try:
-        event = FrameEvent(kind=kind, params=params)
-    except ValidationError as error:
-        message = str(error.errors()[0].get("msg", "not a valid event")).removeprefix("Value error, ")
-        raise EventRejectedError("fraction" if "fraction" in message else "kind", message) from None
-    if kind == "dry_weight_sample":
-        value = params.get("g_per_l")
-        low, high = SENSORS["dry_weight"].range
-        if not isinstance(value, int | float) or isinstance(value, bool) or not low <= value <= high:
-            raise EventRejectedError("g_per_l", f"a dry weight must be a number of g/L in [{low:g}, {high:g}] "
-                                           f"(got {value!r})")  # fmt: skip
-    if kind == "calibration" and params.get("sensor") is not None and params["sensor"] not in SENSORS:
-        raise EventRejectedError("sensor", f"a calibration names a catalog sensor, or none for every probe "
-                                           f"(got {params['sensor']!r}); the catalog has {', '.join(SENSORS)}")
-    return event
+        checked_time(time, now or datetime.now(UTC))
+    except ValueError as error:
+        raise EventRejectedError("time", str(error)) from None
+    try:
+        check_params(kind, params)
+    except EventParamsError as error:
+        raise EventRejectedError(error.field.removeprefix("params."), error.message) from None
+    return FrameEvent(kind=kind, params=params, time=time)
 
 
 def record_event(store: Store, pipeline: LivePipeline | None, unit_id: str, kind: str, params: dict,

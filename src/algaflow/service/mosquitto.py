@@ -17,7 +17,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from algaflow.service.auth import mosquitto_password_hash
+from algaflow.service.auth import expired, mosquitto_password_hash
 from algaflow.store import Store
 
 SERVICE_USER = "algaflow-service"
@@ -56,7 +56,7 @@ def write_mosquitto_config(store: Store, out: str | Path, port: int = 1883, host
     service_password = service_password or secrets.token_urlsafe(32)
     devices: dict[str, str] = {}
     for record in store.tokens().values():
-        if record.get("kind") == "device" and record.get("mosquitto_hash"):
+        if record.get("kind") == "device" and record.get("mosquitto_hash") and not expired(record):
             devices[record["unit_id"]] = record["mosquitto_hash"]
     passwd = out / "passwd"
     passwd.write_text("".join(f"{unit}:{hashed}\n" for unit, hashed in sorted(devices.items()))

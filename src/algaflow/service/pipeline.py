@@ -18,7 +18,14 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   ``temperature_alarm`` / ``temperature_ok`` (control.alarms on the tank or tube temperature).
 
 Frames of a unit at or before the last time it processed are stored but not processed again (resends,
-replays). The state (the chains' arrays and the per-unit totals) is checkpointed in the store every
+replays). A stored record the pipeline cannot use (an event its kind's table refuses, a reading that is not
+finite or whose time is before 2000 or in the future, unreadable unit metadata, a batch it fails on) is
+quarantined (service.quarantine): kept, listed for an admin, skipped; nothing stored stops the pipeline.
+
+Work is bounded: ``submit`` blocks while ``max_backlog_readings`` readings wait (one batch is always
+admitted), so ingest acknowledges later instead of growing memory (back-pressure).
+
+The state (the chains' arrays and the per-unit totals) is checkpointed in the store every
 ``checkpoint_every_s``; after a restart the pipeline loads it and replays from the store what each unit
 received after its checkpointed time, so the state is as if the service had never stopped.
 """
@@ -41,7 +48,8 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS, load_strain
-from algaflow.catalog.frames import GOOD
+from algaflow.catalog.events import EventParamsError, check_params
+from algaflow.catalog.frames import EARLIEST, FUTURE_SLACK, GOOD
 from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss, temperature_growth_loss
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
 from algaflow.fusion.calibration import BiomassCalibration, latest_biomass_calibration, load_biomass_calibration
@@ -49,8 +57,9 @@ from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
 from algaflow.service.config import PipelineSettings
+from algaflow.service.quarantine import Quarantine
 from algaflow.store import Decision, ReadingBatch, Store, StoredEvent
-from algaflow.store.base import ESTIMATE_COLUMNS
+from algaflow.store.base import ESTIMATE_COLUMNS, to_time_us
 
 log = logging.getLogger("algaflow.pipeline")
 strain_of = functools.cache(load_strain)
@@ -61,8 +70,12 @@ TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
 WATCHED = (*BIOMASS_SENSORS, *DO_SENSORS, *TEMPERATURE_SENSORS)
 DILUTING_EVENTS = ("harvest", "dilution")
 DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
+EARLIEST_US = to_time_us(EARLIEST)
+SLACK_US = int(FUTURE_SLACK.total_seconds() * 1e6)
 
 
+def now_us() -> int:
+    return int(time.time() * 1e6)
 
 
 def place_pending(pending: list[tuple[int, float]],
@@ -146,7 +159,11 @@ class LivePipeline:
         self._lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
         self.frames_processed = 0
+        self.quarantine = Quarantine(store)
         self._queue: queue.Queue[tuple[ReadingBatch, Sequence[StoredEvent]] | None] = queue.Queue()
+        self._room = threading.Condition()
+        self.queued_readings = 0  # readings submitted and not yet processed (bounded: module doc)
+        self.restoring = False
         self._late_dry_weight: set[str] = set()  # units whose chain replays after this batch
         self._replaying = False
         self._worker: threading.Thread | None = None
@@ -160,11 +177,17 @@ class LivePipeline:
             self._worker.start()
 
     def submit(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> None:
-        """Queue stored readings and events for the worker (or process them now when it is not started)."""
+        """Queue stored readings and events for the worker (or process them now when it is not started); blocks
+        while ``max_backlog_readings`` readings wait (module doc: back-pressure)."""
         if self._worker is None:
             self.process(readings, events)
-        else:
-            self._queue.put((readings, events))
+            return
+        size = len(readings) + len(events)
+        with self._room:
+            self._room.wait_for(lambda: self.queued_readings == 0
+                                or self.queued_readings + size <= self.settings.max_backlog_readings)  # fmt: skip
+            self.queued_readings += size
+        self._queue.put((readings, events))
 
     def wait(self) -> None:
         """Block until everything submitted has been processed."""
@@ -188,11 +211,36 @@ class LivePipeline:
             try:
                 if item is None:
                     return
-                self.process(*item)
-            except Exception:  # a bad batch must not stop the pipeline; it is stored and logged
-                log.exception("live pipeline failed on a batch")
+                if callable(item):
+                    item()
+                else:
+                    self.process_safely(*item)
             finally:
+                if isinstance(item, tuple):
+                    with self._room:
+                        self.queued_readings -= len(item[0]) + len(item[1])
+                        self._room.notify_all()
                 self._queue.task_done()
+
+    def process_safely(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> None:
+        """:meth:`process`, and where it fails, each unit of the batch alone: a unit that fails again has its
+        batch quarantined (the error), and the others go on."""
+        try:
+            self.process(readings, events)
+            return
+        except Exception:
+            log.exception("live pipeline failed on a batch; taking its units one by one")
+        for unit_id in sorted(set(readings.unit_id.tolist()) | {event.unit_id for event in events}):
+            mine = readings.unit_id == unit_id
+            unit_readings = ReadingBatch(readings.unit_id[mine], readings.sensor[mine], readings.time_us[mine],
+                                         readings.value[mine], readings.quality[mine])  # fmt: skip
+            try:
+                self.process(unit_readings, [event for event in events if event.unit_id == unit_id])
+            except Exception as error:
+                times = unit_readings.time_us
+                self.quarantine.add(unit_id, "batch", "", int(times.min()) if times.size else 0,
+                                    f"the pipeline failed on it: {type(error).__name__}: {error}",
+                                    f"{len(unit_readings)} readings, {len(events)} events")  # fmt: skip
 
     # ---- units ------------------------------------------------------------------------------------------------
     def _track(self, unit_id: str, sensors_seen: set[str]) -> UnitTrack:
@@ -200,10 +248,9 @@ class LivePipeline:
         if track is None:
             if unit_id not in self._metadata:  # read the registry again only for a unit not seen in it
                 self._metadata = self.store.units()
-            metadata = self._metadata.get(unit_id, {})
-            track = UnitTrack(index=-1, sensor=None, strain=str(metadata.get("strain") or self.settings.strain),
-                              volume_l=float(metadata.get("volume_l") or DEFAULT_VOLUME_L))  # fmt: skip
-            declared = [s for s in BIOMASS_SENSORS if s in set(metadata.get("sensors") or ())]
+            strain, volume_l, sensors = self._unit_metadata(unit_id, self._metadata.get(unit_id))
+            track = UnitTrack(index=-1, sensor=None, strain=strain, volume_l=volume_l)
+            declared = [s for s in BIOMASS_SENSORS if s in sensors]
             if declared:
                 track.sensor = declared[0]
             self.tracks[unit_id] = track
@@ -218,6 +265,63 @@ class LivePipeline:
                 track.index = self.chains.add_unit(sensor_growth_model(track.sensor, load_strain(track.strain),
                                                                        calibration=curve))  # fmt: skip
         return track
+
+    def _unit_metadata(self, unit_id: str, metadata: object) -> tuple[str, float, set[str]]:
+        """Strain, volume (L) and declared sensors from a unit's registered metadata; what cannot be read is
+        quarantined and replaced by the default (``[pipeline] strain``, 80 L, none declared)."""
+        problems = []
+        metadata = metadata if isinstance(metadata, dict) else {}
+        strain = metadata.get("strain") or self.settings.strain
+        try:
+            strain_of(strain)
+        except (KeyError, TypeError, ValueError) as error:
+            problems.append(f"strain {str(strain)[:64]!r}: {error}")
+            strain = self.settings.strain
+        volume = metadata.get("volume_l") or DEFAULT_VOLUME_L
+        if isinstance(volume, bool) or not isinstance(volume, int | float) or not 0.0 < volume < 1e9:
+            problems.append(f"volume_l {str(volume)[:64]!r} is not a volume in litres")
+            volume = DEFAULT_VOLUME_L
+        sensors = metadata.get("sensors") or []
+        if not isinstance(sensors, list):
+            problems.append("sensors is not a list")
+            sensors = []
+        if problems:
+            self.quarantine.add(unit_id, "metadata", "", 0, "; ".join(problems) + "; defaults used")
+        return str(strain), float(volume), {s for s in sensors if isinstance(s, str)}
+
+    def _usable(self, readings: ReadingBatch, events: Sequence[StoredEvent]
+                ) -> tuple[ReadingBatch, list[StoredEvent]]:  # fmt: skip
+        """What of a batch the estimator may use; the rest is quarantined (module doc). Readings: a finite
+        value at a time in [2000-01-01, now + 5 min]; events: their kind's parameters and such a time."""
+        latest = now_us() + SLACK_US
+        usable_events = []
+        for event in events:
+            reason = None
+            if not EARLIEST_US <= event.time_us <= latest:
+                reason = "its time is before 2000 or in the future"
+            else:
+                try:
+                    check_params(event.kind, event.params)
+                except EventParamsError as error:
+                    reason = str(error)
+            if reason is None:
+                usable_events.append(event)
+            else:
+                self.quarantine.add(event.unit_id, "event", event.kind, event.time_us, reason,
+                                    repr(event.params))  # fmt: skip
+        times = readings.time_us
+        bad = ~np.isfinite(readings.value) | (times < EARLIEST_US) | (times > latest)
+        if not bad.any():
+            return readings, usable_events
+        for unit_id in sorted(set(readings.unit_id[bad].tolist())):
+            mine = bad & (readings.unit_id == unit_id)
+            self.quarantine.add(unit_id, "readings", ",".join(sorted(set(readings.sensor[mine].tolist())))[:64],
+                                int(times[mine].min()), f"{int(mine.sum())} readings not finite or at a time "
+                                "before 2000 or in the future", f"times {int(times[mine].min())} .. "
+                                f"{int(times[mine].max())} µs")  # fmt: skip
+        keep = ~bad
+        return ReadingBatch(readings.unit_id[keep], readings.sensor[keep], readings.time_us[keep],
+                            readings.value[keep], readings.quality[keep]), usable_events
 
     def calibration_in_use(self, unit_id: str) -> BiomassCalibration | None:
         """The stored curve unit ``unit_id``'s chain uses (None: the strain's catalog slope, or no chain yet)."""
@@ -251,6 +355,7 @@ class LivePipeline:
     def _process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> tuple[list[Decision], list[tuple]]:
         """Decisions, and estimate rows (unit_id, *ESTIMATE_COLUMNS). Each unit's new rows are handled as arrays:
         one chain update for every unit's samples, then per unit its estimates and flags along time."""
+        readings, events = self._usable(readings, events)
         for event in events:
             if event.kind in DILUTING_EVENTS:
                 track = self._track(event.unit_id, set())
@@ -437,11 +542,8 @@ class LivePipeline:
         self.chains.reset_unit(track.index)
         self.tracks[unit_id] = UnitTrack(index=track.index, sensor=track.sensor, strain=track.strain,
                                          volume_l=track.volume_l, calibration=track.calibration)  # fmt: skip
-        stored = self.store.readings(unit_id, list(WATCHED)).sort_values(["time_us", "sensor"], kind="stable")
-        events = [StoredEvent(unit_id, int(e.time_us), e.kind, dict(e.params))
-                  for e in self.store.events(unit_id).itertuples(index=False)]  # fmt: skip
-        batch = ReadingBatch(np.full(len(stored), unit_id, dtype=object), stored.sensor.to_numpy(),
-                             stored.time_us.to_numpy(), stored.value.to_numpy(), stored.quality.to_numpy())
+        batch = stored_batch(unit_id, self.store.readings(unit_id, list(WATCHED)))
+        events = stored_events(unit_id, self.store.events(unit_id))
         self._replaying = True
         try:
             _, estimates = self._process(batch, events)
@@ -468,42 +570,88 @@ class LivePipeline:
         with self._lock:
             self._checkpoint()
 
+    def _load_state(self, blob: bytes) -> tuple[OnlineGrowthFilter, dict[str, UnitTrack]] | None:
+        """The chains and tracks of a saved state; None for an older format (then everything is replayed)."""
+        with np.load(io.BytesIO(blob)) as saved:
+            try:
+                chains = OnlineGrowthFilter.from_state({name: saved[name] for name in saved.files if name != "tracks"})
+            except StateFormatError as error:
+                log.warning("pipeline checkpoint not used (%s): replaying every stored reading", error)
+                return None
+            saved_tracks = json.loads(saved["tracks"].tobytes().decode())
+        tracks = {}
+        for unit, values in saved_tracks.items():
+            values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
+            values["pending_dry_weight"] = [tuple(p) for p in values.get("pending_dry_weight", [])]
+            values["initial"] = None if values["initial"] is None else tuple(values["initial"])
+            values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
+            values["best_productivity"] = (-np.inf if values["best_productivity"] is None
+                                           else values["best_productivity"])  # fmt: skip
+            values["best_biomass"] = np.nan if values["best_biomass"] is None else values["best_biomass"]
+            tracks[unit] = UnitTrack(**values)
+        return chains, tracks
+
     def restore(self) -> int:
-        """Load the last checkpoint and replay what the store received after it; returns the readings replayed."""
+        """Load the last checkpoint and replay what the store received after it; returns the readings replayed.
+        A state that cannot be loaded is quarantined and everything is replayed; a unit whose replay fails is
+        quarantined and the others go on."""
+        self.restoring = True
+        try:
+            return self._restore()
+        finally:
+            self.restoring = False
+
+    def _restore(self) -> int:
         blob = self.store.load_state(STATE_NAME)
         with self._lock:
             if blob is not None:
-                with np.load(io.BytesIO(blob)) as saved:
-                    try:
-                        self.chains = OnlineGrowthFilter.from_state({name: saved[name] for name in saved.files
-                                                                     if name != "tracks"})  # fmt: skip
-                    except StateFormatError as error:
-                        log.warning("pipeline checkpoint not used (%s): replaying every stored reading", error)
-                        blob = None
-                    else:
-                        tracks = json.loads(saved["tracks"].tobytes().decode())
-            if blob is not None:
-                for unit, values in tracks.items():
-                    values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
-                    values["pending_dry_weight"] = [tuple(p) for p in values.get("pending_dry_weight", [])]
-                    values["initial"] = None if values["initial"] is None else tuple(values["initial"])
-                    values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
-                    values["best_productivity"] = (-np.inf if values["best_productivity"] is None
-                                                   else values["best_productivity"])  # fmt: skip
-                    values["best_biomass"] = np.nan if values["best_biomass"] is None else values["best_biomass"]
-                    self.tracks[unit] = UnitTrack(**values)
+                try:
+                    loaded = self._load_state(blob)
+                except Exception as error:
+                    loaded = None
+                    self.quarantine.add("", "state", STATE_NAME, 0, f"the saved pipeline state cannot be loaded "
+                                        f"({type(error).__name__}: {error}); every stored reading is replayed")
+                if loaded is not None:
+                    self.chains, self.tracks = loaded
         replayed = 0
         for unit_id in self.store.units():
-            track = self.tracks.get(unit_id)
-            start = None if track is None else track.last_time_us + 1
-            stored = self.store.readings(unit_id, list(WATCHED), start_us=start)
-            events = self.store.events(unit_id, start_us=start)
-            if stored.empty and events.empty:
-                continue
-            stored = stored.sort_values(["time_us", "sensor"], kind="stable")
-            batch = ReadingBatch(np.full(len(stored), unit_id, dtype=object), stored.sensor.to_numpy(),
-                                 stored.time_us.to_numpy(), stored.value.to_numpy(), stored.quality.to_numpy())
-            self.process(batch, [StoredEvent(unit_id, int(e.time_us), e.kind, dict(e.params))
-                                 for e in events.itertuples(index=False)])  # fmt: skip
-            replayed += len(batch)
+            try:
+                track = self.tracks.get(unit_id)
+                start = None if track is None else track.last_time_us + 1
+                stored = self.store.readings(unit_id, list(WATCHED), start_us=start)
+                events = self.store.events(unit_id, start_us=start)
+                if stored.empty and events.empty:
+                    continue
+                batch = stored_batch(unit_id, stored)
+                self.process(batch, stored_events(unit_id, events))
+                replayed += len(batch)
+            except Exception as error:
+                self.quarantine.add(unit_id, "batch", "", 0, f"replaying its stored record failed: "
+                                    f"{type(error).__name__}: {error}")  # fmt: skip
         return replayed
+
+    def restore_in_background(self) -> None:
+        """Run :meth:`restore` on the worker before anything submitted after this call (start the worker first):
+        HTTP and MQTT take frames meanwhile, and those wait in the queue behind the replay."""
+        self.restoring = True
+
+        def run() -> None:
+            try:
+                log.info("live pipeline restored (%d readings replayed)", self.restore())
+            except Exception:  # the store is down: the pipeline runs on from an empty state; nothing is lost
+                log.exception("restoring the live pipeline failed")
+
+        self._queue.put(run)
+
+
+def stored_batch(unit_id: str, stored: pd.DataFrame) -> ReadingBatch:
+    """One unit's stored readings (the store's table) as a batch in time order."""
+    stored = stored.sort_values(["time_us", "sensor"], kind="stable")
+    return ReadingBatch(np.full(len(stored), unit_id, dtype=object), stored.sensor.to_numpy(),
+                        stored.time_us.to_numpy(), stored.value.to_numpy(), stored.quality.to_numpy())  # fmt: skip
+
+
+def stored_events(unit_id: str, table: pd.DataFrame) -> list[StoredEvent]:
+    """One unit's stored events as the pipeline takes them; params kept as stored (the pipeline checks them)."""
+    return [StoredEvent(unit_id, int(e.time_us), str(e.kind), e.params)
+            for e in table.itertuples(index=False)]  # fmt: skip

@@ -20,6 +20,7 @@ from typing import Any
 from algaflow.catalog.sensors import SENSORS
 
 MAX_TEXT = 2000  # characters in a text parameter
+NO_NUL = r"^[^\u0000]*$"  # texts: any character but NUL, which a database text cannot hold
 PARAM_TYPES = ("number", "integer", "text", "sensor")
 
 
@@ -40,7 +41,8 @@ class EventParam:
         """None when ``value`` is acceptable, else what is wrong with it (one line)."""
         if self.type in ("number", "integer"):
             is_int = isinstance(value, int) and not isinstance(value, bool)
-            if self.type == "integer" and not is_int:
+            integral = is_int or (isinstance(value, float) and value.is_integer())  # JSON's 473.0 is an integer
+            if self.type == "integer" and not integral:
                 return f"must be an integer (got {_shown(value)})"
             if not (is_int or isinstance(value, float)) or not math.isfinite(value):
                 return f"must be a finite number (got {_shown(value)})"
@@ -58,7 +60,23 @@ class EventParam:
             return f"must name a catalog sensor (got {value[:64]!r}); the catalog has {', '.join(SENSORS)}"
         if len(value) > MAX_TEXT:
             return f"is {len(value)} characters long; at most {MAX_TEXT}"
+        if "\x00" in value:
+            return "must not hold a NUL character"
         return None
+
+    def json_schema(self) -> dict[str, Any]:
+        """This parameter as JSON Schema (the same rule as :meth:`check`)."""
+        if self.type == "sensor":
+            return {"type": "string", "enum": list(SENSORS), "description": self.description}
+        if self.type == "text":
+            return {"type": "string", "maxLength": MAX_TEXT, "pattern": NO_NUL, "description": self.description}
+        schema: dict[str, Any] = {"type": self.type, "description": f"{self.description} ({self.unit})"}
+        if self.range is not None:
+            low, high = self.range
+            cast = int if self.type == "integer" else float
+            schema["exclusiveMinimum" if self.open_low else "minimum"] = cast(low)
+            schema["exclusiveMaximum" if self.open_high else "maximum"] = cast(min(high, 2**63 - 1))
+        return schema
 
     def interval(self) -> str:
         low, high = self.range or (-math.inf, math.inf)
@@ -117,6 +135,26 @@ class EventParamsError(ValueError):
         self.message = message
 
 
+def events_json_schema() -> dict[str, Any]:
+    """An event (kind, optional time, params) as JSON Schema: one branch per kind of the table, so the OpenAPI
+    document says exactly what :func:`check_params` accepts (times: module catalog.frames)."""
+    branches = []
+    for kind in EVENTS.values():
+        params = {"type": "object", "properties": {name: p.json_schema() for name, p in kind.params.items()},
+                  "additionalProperties": False}  # fmt: skip
+        required = [name for name, p in kind.params.items() if p.required]
+        if required:
+            params["required"] = required
+        branch = {"type": "object", "title": kind.name, "description": kind.description,
+                  "properties": {"kind": {"type": "string", "enum": [kind.name]},
+                                 "time": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}],
+                                          "description": "when it happened (default: the frame's time)"},
+                                 "params": params},
+                  "required": ["kind", "params"] if required else ["kind"], "additionalProperties": False}  # fmt: skip
+        branches.append(branch)
+    return {"oneOf": branches, "title": "FrameEvent"}
+
+
 def check_params(kind: str, params: Any) -> dict[str, Any]:
     """``params`` if they are what ``kind`` takes (module doc), else :class:`EventParamsError` naming the field.
     An unknown kind is refused too (field ``kind``)."""
@@ -141,4 +179,14 @@ def check_params(kind: str, params: Any) -> dict[str, Any]:
     return params
 
 
-__all__ = ["EVENTS", "EVENT_KINDS", "MAX_TEXT", "EventKind", "EventParam", "EventParamsError", "check_params"]
+__all__ = [
+    "EVENTS",
+    "EVENT_KINDS",
+    "MAX_TEXT",
+    "NO_NUL",
+    "EventKind",
+    "EventParam",
+    "EventParamsError",
+    "check_params",
+    "events_json_schema",
+]

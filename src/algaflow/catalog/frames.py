@@ -14,12 +14,13 @@ evidence too), never silently dropped.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from algaflow.catalog.events import EVENT_KINDS, EventParamsError, check_params
+from algaflow.catalog.events import EVENT_KINDS, EventParamsError, check_params, events_json_schema
 from algaflow.catalog.sensors import SENSORS
 
 GOOD, OUT_OF_RANGE = 0, 1  # reading quality flags as stored
@@ -31,12 +32,29 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # no reactor logged before this; an
 UNIT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"  # safe in an MQTT topic, a file name and a URL
 
 UnitId = Annotated[str, Field(pattern=UNIT_ID_PATTERN)]
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    """A time crosses the edge as RFC 3339 text with its zone (what OpenAPI's ``date-time`` means), not as a
+    number of seconds, nor a date alone."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError(f"time must be RFC 3339 text with a zone, e.g. 2026-11-21T08:00:00Z (got {str(value)[:40]!r})")
+    return value
+
+
+Time = Annotated[datetime, BeforeValidator(_rfc3339)]
 
 
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("time must carry a time zone (UTC, e.g. 2026-11-21T08:00:00Z)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59-05:00 has no UTC time
+        raise ValueError(f"time {value.isoformat()} lies outside the calendar in UTC") from None
 
 
 def checked_time(value: datetime, now: datetime | None = None) -> datetime:
@@ -55,10 +73,13 @@ class FrameEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str = Field(json_schema_extra={"enum": list(EVENT_KINDS)})
-    time: datetime | None = None  # default: the frame's time
-    params: dict[str, int | float | str] = Field(default_factory=dict, max_length=16,
-                                                 description="flat parameters of the kind (catalog event table)")
+    kind: str
+    time: Time | None = None  # default: the frame's time
+    params: dict[str, int | float | str] = Field(default_factory=dict)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        return events_json_schema()  # one branch per kind, from the event table: what the validators accept
 
     @field_validator("kind")
     @classmethod
@@ -98,16 +119,24 @@ class Frame(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     unit_id: UnitId
-    time: datetime
-    seq: int = Field(ge=0, le=2**63 - 1)
-    readings: dict[str, float] = Field(default_factory=dict, max_length=MAX_READINGS,
-                                       json_schema_extra={"propertyNames": {"enum": list(SENSORS)}})
+    time: Time
+    seq: int = Field(ge=0, le=2**53, description="the unit's frame counter: it only grows")
+    readings: dict[str, float] = Field(
+        default_factory=dict, max_length=MAX_READINGS, json_schema_extra={"propertyNames": {"enum": list(SENSORS)}}
+    )
     events: list[FrameEvent] = Field(default_factory=list, max_length=MAX_EVENTS)
 
     @field_validator("time")
     @classmethod
     def _utc_in_bounds(cls, value: datetime) -> datetime:
         return checked_time(value)
+
+    @field_validator("seq", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, seq: Any) -> Any:
+        if isinstance(seq, bool):
+            raise ValueError("seq must be an integer (got a boolean)")
+        return seq
 
     @field_validator("readings", mode="before")
     @classmethod

@@ -9,7 +9,6 @@ token (bursts of ``limits.burst``) with 429; every refusal is a 4xx with the bod
 route can answer is in the OpenAPI document.
 """
 
-
 import contextlib
 import io
 import json
@@ -27,11 +26,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import algaflow
 from algaflow.catalog import SENSORS, strain_names
-from algaflow.catalog.frames import Frame, FrameEvent, UnitId
+from algaflow.catalog.events import NO_NUL
+from algaflow.catalog.frames import RFC3339, Frame, FrameEvent, Time, UnitId
 from algaflow.service.auth import Principal, authenticate, issue_device_token, issue_user_token
 from algaflow.service.config import Settings
 from algaflow.service.events import EventRejectedError, record_event
@@ -56,11 +58,15 @@ class ErrorBody(BaseModel):
     problems: list[Problem] | None = None
 
 
-ERRORS = {400: "the request cannot be read (a Content-Length that is not a number)",
-          401: "no valid bearer token (missing, unknown, revoked or expired)",
-          403: "the token may not do this", 404: "the unit is not registered",
-          413: "the body, or its number of frames, is over the limit",
-          422: "the request is not valid; each problem named", 429: "too many requests for this token (Retry-After)"}
+ERRORS = {
+    400: "the request cannot be read (a Content-Length that is not a number)",
+    401: "no valid bearer token (missing, unknown, revoked or expired)",
+    403: "the token may not do this",
+    404: "the unit is not registered",
+    413: "the body, or its number of frames, is over the limit",
+    422: "the request is not valid; each problem named",
+    429: "too many requests for this token (Retry-After)",
+}
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -84,11 +90,15 @@ class IngestAck(BaseModel):
     acknowledged: dict[str, list[list[int]]]
 
 
+Label = Annotated[str, Field(max_length=200, pattern=NO_NUL)]
+SENSOR_LIST = r"^({0})(,({0}))*$".format("|".join(SENSORS))  # comma-separated catalog names
+
+
 class Site(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field("", max_length=200)
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
+    name: Label = ""
+    latitude: float | None = Field(None, ge=-90, le=90, strict=True)
+    longitude: float | None = Field(None, ge=-180, le=180, strict=True)
 
 
 class UnitRegistration(BaseModel):
@@ -96,13 +106,17 @@ class UnitRegistration(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     unit_id: UnitId
-    strain: str = "chlorella_vulgaris"
+    strain: str = Field("chlorella_vulgaris", json_schema_extra={"enum": strain_names()})
     geometry: Literal["tube", "flat_panel"] = "tube"
-    volume_l: float = Field(80.0, gt=0, le=1e7)
-    light_path_m: float = Field(0.05, gt=0, le=10)
+    volume_l: float = Field(80.0, gt=0, le=1e7, strict=True)
+    light_path_m: float = Field(0.05, gt=0, le=10, strict=True)
     site: Site = Field(default_factory=Site)
-    sensors: list[str] = Field(default_factory=list, max_length=len(SENSORS))
-    description: str = Field("", max_length=2000)
+    sensors: list[str] = Field(
+        default_factory=list,
+        max_length=len(SENSORS),
+        json_schema_extra={"items": {"type": "string", "enum": list(SENSORS)}},
+    )
+    description: str = Field("", max_length=2000, pattern=NO_NUL)
 
     @field_validator("strain")
     @classmethod
@@ -120,13 +134,32 @@ class UnitRegistration(BaseModel):
         return sensors
 
 
-class TokenRequest(BaseModel):
+Lifetime = Annotated[
+    float | None, Field(gt=0, le=100 * 365 * 86400, strict=True, description="seconds (default: no expiry)")
+]
+
+
+class DeviceTokenRequest(BaseModel):
+    """A token that writes one unit's frames and events."""
+
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["device", "user"]
-    unit_id: UnitId | None = None
-    role: Literal["reader", "operator", "admin"] | None = None
-    label: str = Field("", max_length=200)
-    expires_in_s: float | None = Field(None, gt=0, le=100 * 365 * 86400, description="lifetime (default: none)")
+    kind: Literal["device"]
+    unit_id: UnitId
+    label: Label = ""
+    expires_in_s: Lifetime = None
+
+
+class UserTokenRequest(BaseModel):
+    """A token for a person or a program that reads (and, by role, posts events or administers)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["user"]
+    role: Literal["reader", "operator", "admin"] = "reader"
+    label: Label = ""
+    expires_in_s: Lifetime = None
+
+
+TokenRequest = Annotated[DeviceTokenRequest | UserTokenRequest, Field(discriminator="kind")]
 
 
 class TokenIssued(BaseModel):
@@ -141,7 +174,7 @@ class EventPost(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     event: FrameEvent
-    time: datetime
+    time: Time
 
 
 # ---- limits -----------------------------------------------------------------------------------------------------
@@ -217,12 +250,14 @@ class RateLimiter:
 
 
 # ---- the app ------------------------------------------------------------------------------------------------------
-def _time_us(value: datetime | None) -> int | None:
+def _time_us(value: str | None) -> int | None:
+    """A query's time (RFC 3339 with its zone, checked by the query's pattern) in µs since the epoch."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise HTTPException(422, "times in queries must carry a time zone, e.g. 2026-11-21T08:00:00Z")
-    return to_time_us(value)
+    try:
+        return to_time_us(datetime.fromisoformat(value.replace("z", "Z").replace("t", "T")))
+    except (ValueError, OverflowError) as error:
+        raise HTTPException(422, f"query time {value[:40]!r} is not a time: {error}") from None
 
 
 def _iso(time_us: pd.Series) -> list[str]:
@@ -265,6 +300,19 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     app.add_middleware(BodyLimit, limit=settings.limits.max_request_bytes)
     bearer = HTTPBearer(auto_error=False, description="a device or user token (algaflow admin issue-token)")
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        """Every HTTP refusal as :class:`ErrorBody`; a 405 lists every method the path takes (Allow), not only
+        those of the first route that matched it."""
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            allowed = set()
+            for route in app.router.routes:
+                if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
+                    allowed |= set(route.methods or ())
+            headers["Allow"] = ", ".join(sorted(allowed))
+        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [{"where": ".".join(str(part) for part in e["loc"]), "problem": e["msg"]} for e in error.errors()]
@@ -305,8 +353,22 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     Reader = Annotated[Principal, Depends(reader)]
     Admin = Annotated[Principal, Depends(admin)]
     Unit = Annotated[str, Depends(known_unit)]
-    Start = Annotated[datetime | None, Query(description="from this time (inclusive, ISO 8601 with zone)")]
-    End = Annotated[datetime | None, Query(description="to this time (exclusive)")]
+    Start = Annotated[
+        str | None,
+        Query(
+            description="from this time (inclusive; RFC 3339 with its zone)",
+            pattern=RFC3339.pattern,
+            json_schema_extra={"format": "date-time"},
+        ),
+    ]
+    End = Annotated[
+        str | None,
+        Query(
+            description="to this time (exclusive; RFC 3339 with its zone)",
+            pattern=RFC3339.pattern,
+            json_schema_extra={"format": "date-time"},
+        ),
+    ]
 
     READ, UNIT = errors(401, 403, 422, 429), errors(401, 403, 404, 422, 429)
 
@@ -362,11 +424,12 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
 
     @app.get(f"{API}/units/{{unit_id}}/readings", responses=UNIT)
     def get_readings(unit_id: Unit, caller: Reader, start: Start = None, end: End = None,
-                     sensors: Annotated[str | None, Query(description="comma-separated catalog names")] = None,
+                     sensors: Annotated[str | None, Query(description="comma-separated catalog names",
+                                                          pattern=SENSOR_LIST)] = None,
                      every_s: Annotated[int | None, Query(gt=0, le=31 * 86400, description="bucket width (s): "
                                                           "mean, min, max, count per bucket")] = None,
                      ) -> dict[str, list]:  # fmt: skip
-        names = None if sensors is None else [s.strip() for s in sensors.split(",") if s.strip()]
+        names = None if sensors is None else sensors.split(",")
         try:
             table = store.readings(unit_id, names, _time_us(start), _time_us(end), every_s)
         except ValueError as error:
@@ -403,15 +466,12 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     @app.post(f"{API}/tokens", status_code=201, response_model=TokenIssued, responses=UNIT)
     def post_token(request: TokenRequest, caller: Admin) -> TokenIssued:
         """Issue a token (shown once; only its hash is kept)."""
-        if request.kind == "device":
-            if request.unit_id is None:
-                raise HTTPException(422, "a device token needs unit_id")
+        if isinstance(request, DeviceTokenRequest):
             known_unit(request.unit_id)
             return TokenIssued(token=issue_device_token(store, request.unit_id, request.label, request.expires_in_s),
                                kind="device", unit_id=request.unit_id)  # fmt: skip
-        role = request.role or "reader"
-        return TokenIssued(token=issue_user_token(store, role, request.label, request.expires_in_s), kind="user",
-                           role=role)  # fmt: skip
+        return TokenIssued(token=issue_user_token(store, request.role, request.label, request.expires_in_s),
+                           kind="user", role=request.role)  # fmt: skip
 
     @app.get(f"{API}/quarantine", responses=errors(401, 403, 422, 429))
     def get_quarantine(caller: Admin, unit_id: Annotated[str | None, Query(max_length=64)] = None

@@ -134,8 +134,8 @@ class Frame(BaseModel):
     @field_validator("seq", mode="before")
     @classmethod
     def _not_a_boolean(cls, seq: Any) -> Any:
-        if isinstance(seq, bool):
-            raise ValueError("seq must be an integer (got a boolean)")
+        if isinstance(seq, bool) or not isinstance(seq, int | float):
+            raise ValueError(f"seq must be an integer (got {type(seq).__name__})")
         return seq
 
     @field_validator("readings", mode="before")

@@ -304,14 +304,17 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     async def _refused(request: Request, error: StarletteHTTPException) -> JSONResponse:
         """Every HTTP refusal as :class:`ErrorBody`; a 405 lists every method the path takes (Allow), not only
         those of the first route that matched it."""
-        headers = dict(error.headers or {})
+        headers, detail = dict(error.headers or {}), str(error.detail)
+        if error.status_code == 400:  # FastAPI could not parse the body at all
+            ingestor.counters.reject("http", "unreadable")
+            detail = f"the body cannot be read as JSON (invalid UTF-8, or nested too deep): {detail}"
         if error.status_code == 405:
             allowed = set()
             for route in app.router.routes:
                 if isinstance(route, Route) and route.matches(request.scope)[0] != Match.NONE:
                     allowed |= set(route.methods or ())
             headers["Allow"] = ", ".join(sorted(allowed))
-        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=headers)
+        return JSONResponse({"detail": detail}, status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:

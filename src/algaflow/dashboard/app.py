@@ -11,7 +11,8 @@ Views (``dcc.Location`` paths):
                     worth over the last day and the calibration in use (dashboard.sensor_panel), the
                     events log with a form to record a harvest, dilution, dry-weight sample, probe
                     recalibration or note, and CSV / Parquet export
-    /alarms         open and past alarms with their reasons; operators acknowledge them
+    /alarms         open and past alarms with their reasons; operators acknowledge them; admins also see the
+                    records the live pipeline quarantined (service.quarantine)
 
 Sign-in: a user token (``algaflow admin issue-token user --role reader|operator|admin``), kept in the
 browser's session storage and checked against the store's hashes on every callback; a reader sees
@@ -68,7 +69,10 @@ def _fmt(mean: float, sd: float, digits: int, scale: float = 1.0) -> str:
 def _when(time_us: int | None) -> str:
     if time_us is None:
         return "never"
-    return datetime.fromtimestamp(time_us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(time_us / 1e6, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (ValueError, OverflowError, OSError):  # a quarantined record's time may lie off the calendar
+        return f"{time_us} µs since 1970"
 
 
 def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh_s: float = 2.0,
@@ -358,6 +362,17 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                                                           "backgroundColor": "#fde0dd"}]),
             html.Button("Acknowledge selected", id="acknowledge", disabled=not principal.may_post_events),
             html.Div(id="acknowledge-message"),
+            html.Div([
+                html.H2("Quarantined records"),
+                html.P("Stored records the live pipeline cannot use (an event its kind does not take, a reading "
+                       "that is not a finite number or is dated outside 2000 to now, unreadable unit metadata): "
+                       "kept in the store as they are, skipped by the estimator. Admins only."),
+                dash_table.DataTable(id="quarantine-table", columns=[{"name": n, "id": n} for n in
+                                                                     ("unit", "what", "kind", "time", "reason",
+                                                                      "detail", "noticed")],
+                                     sort_action="native", filter_action="native", page_size=20,
+                                     style_cell={"textAlign": "left", "whiteSpace": "normal"}),
+            ], id="quarantine", style={} if principal.is_admin else {"display": "none"}),
         ])  # fmt: skip
 
     def alarm_rows() -> list[dict]:
@@ -373,6 +388,16 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
     @app.callback(Output("alarms-table", "data"), Input("tick", "n_intervals"), State("token", "data"))
     def alarms_data(_tick, token):
         return alarm_rows() if signed_in(token) is not None else []
+
+    @app.callback(Output("quarantine-table", "data"), Input("tick", "n_intervals"), State("token", "data"))
+    def quarantine_data(_tick, token):
+        principal = signed_in(token)
+        if principal is None or not principal.is_admin or pipeline is None:
+            return []
+        return [{"unit": item.unit_id, "what": item.what, "kind": item.kind,
+                 "time": _when(item.time_us) if item.time_us > 0 else "", "reason": item.reason,
+                 "detail": item.detail, "noticed": _when(item.noticed_us)}
+                for item in reversed(pipeline.quarantine.items())]  # fmt: skip
 
     @app.callback(Output("acknowledge-message", "children"), Input("acknowledge", "n_clicks"),
                   State("alarms-table", "derived_virtual_data"), State("alarms-table", "derived_virtual_selected_rows"),

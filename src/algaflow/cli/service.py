@@ -63,6 +63,10 @@ def agent(
     strain: str | None = typer.Option(None, "--strain", help="simulated: strain"),
     until_drained: bool = typer.Option(False, "--until-drained", help="exit when the driver is done and all is "
                                                                       "acknowledged"),
+    status: bool = typer.Option(False, "--status", help="print the outbox's state (frames waiting, dead letters, "
+                                                        "next seq) and exit"),
+    requeue_dead_letters: bool = typer.Option(False, "--requeue-dead-letters", help="move the outbox's dead "
+                                              "letters back to be sent again (the cause fixed) and exit"),
 ) -> None:
     """Run the device agent: read the driver into the outbox and send it to the service."""
     import re
@@ -70,7 +74,6 @@ def agent(
 
     from algaflow.agent.agent import Agent
     from algaflow.agent.drivers import replay_driver, simulated_driver
-    from algaflow.agent.outbox import Outbox
     from algaflow.agent.transport import HttpTransport, MqttTransport
     from algaflow.catalog.frames import UNIT_ID_PATTERN
 
@@ -78,6 +81,17 @@ def agent(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if not re.match(UNIT_ID_PATTERN, unit):
         _fail(f"unit id {unit!r} must match {UNIT_ID_PATTERN}")
+    if status or requeue_dead_letters:
+        box = _open_outbox(outbox, unit, existing=True)
+        try:
+            if requeue_dead_letters:
+                moved = box.requeue_dead()
+                console.print(f"outbox {outbox}: {moved} dead letters moved back to be sent again")
+            if status:
+                _print_outbox_state(box, outbox, unit)
+        finally:
+            box.close()
+        return
     start = datetime.now(UTC) - timedelta(days=backfill_days)
     try:
         if driver == "simulated":
@@ -90,25 +104,76 @@ def agent(
             _fail(f"unknown driver {driver!r}; drivers: simulated, replay")
     except (ValueError, KeyError, FileNotFoundError) as error:
         _fail(str(error))
-    if transport == "http":
-        if not token:
-            _fail("--transport http needs --token (or ALGAFLOW_DEVICE_TOKEN)")
-        channel = HttpTransport(url, token, verify=str(tls_ca) if tls_ca else True)
-    elif transport == "mqtt":
-        from algaflow.service.mqtt_bridge import tls_context
-
-        channel = MqttTransport(unit, host, port, token, tls=tls_context(str(tls_ca), None, None) if tls_ca else None)
-    else:
+    if transport not in ("http", "mqtt"):
         _fail(f"unknown transport {transport!r}; transports: mqtt, http")
-    runner = Agent(source, Outbox(outbox, unit), channel)
-    console.print(f"agent {unit}: {driver} driver → {transport}; outbox {outbox} ({runner.outbox.pending()} waiting)")
+    if transport == "http" and not token:
+        _fail("--transport http needs --token (or ALGAFLOW_DEVICE_TOKEN)")
+    box = _open_outbox(outbox, unit)
+    try:
+        if transport == "http":
+            channel = HttpTransport(url, token, verify=str(tls_ca) if tls_ca else True)
+        else:
+            from algaflow.service.mqtt_bridge import tls_context
+
+            channel = MqttTransport(unit, host, port, token,
+                                    tls=tls_context(str(tls_ca), None, None) if tls_ca else None)  # fmt: skip
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        box.close()
+        _fail(f"cannot set up the {transport} transport: {error}")
+    runner = Agent(source, box, channel)
+    console.print(f"agent {unit}: {driver} driver → {transport}; outbox {outbox} ({box.pending()} waiting, "
+                  f"{box.dead_count()} dead letters)")
     try:
         runner.run(until_drained=until_drained)
     except KeyboardInterrupt:
         pass
     finally:
         channel.close()
-        console.print(f"agent {unit}: {runner.acknowledged} frames acknowledged, {runner.outbox.pending()} waiting")
+        refused = f", {runner.refused_acks} acknowledgements refused" if runner.refused_acks else ""
+        console.print(f"agent {unit}: {runner.acknowledged} frames acknowledged, {box.pending()} waiting, "
+                      f"{box.dead_count()} dead letters{refused}")
+        box.close()
+
+
+def _open_outbox(path: Path, unit: str, existing: bool = False):
+    """The agent's outbox, or a one-line error; ``existing``: it must be there already (nothing is created in a
+    file that is not an outbox)."""
+    import sqlite3
+    from contextlib import closing
+
+    from algaflow.agent.outbox import Outbox
+
+    if existing:
+        if not path.is_file():
+            _fail(f"no outbox at {path}")
+        try:
+            with closing(sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)) as probe:
+                found = probe.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone()
+        except sqlite3.Error as error:
+            _fail(f"cannot open the outbox {path}: {error}")
+        if not found:
+            _fail(f"{path} is not an agent outbox (it has no outbox table)")
+    try:
+        return Outbox(path, unit)
+    except (sqlite3.Error, OSError) as error:
+        _fail(f"cannot open the outbox {path}: {error}")
+
+
+def _print_outbox_state(box, path: Path, unit: str, last: int = 5) -> None:
+    """``agent --status``: the outbox's state on stdout."""
+    from datetime import UTC, datetime
+
+    state = box.state()
+    typer.echo(f"outbox {path} (unit {unit})")
+    typer.echo(f"frames waiting: {state.waiting} ({state.sent} sent, not acknowledged)")
+    typer.echo(f"dead letters: {state.dead}")
+    for letter in box.dead_letters(last=last):
+        when = datetime.fromtimestamp(letter.dead_at, UTC).isoformat(timespec="seconds")
+        detail = " ".join(letter.detail.split())[:200]
+        typer.echo(f"  seq {letter.seq}  {letter.reason}  {when}  {detail}")
+    if state.dead > last:
+        typer.echo(f"  ({state.dead - last} older not shown)")
+    typer.echo(f"next seq: {state.next_seq}")
 
 
 def _store(config: Path | None):
@@ -144,18 +209,22 @@ def issue_token(kind: str = typer.Argument(..., help="device | user"),
                 unit: str | None = typer.Option(None, "--unit", help="device: its unit"),
                 role: str = typer.Option("reader", "--role", help="user: reader | operator | admin"),
                 label: str = typer.Option("", "--label", help="a note kept with the token"),
+                expires_in_days: float | None = typer.Option(None, "--expires-in-days",
+                                                             help="the token stops working after this many days "
+                                                                  "(default: never)"),
                 config: Path | None = ConfigOption) -> None:  # fmt: skip
     """Issue a token and print it (only its hash is stored: it cannot be shown again)."""
     from algaflow.service.auth import issue_device_token, issue_user_token
 
+    lifetime_s = None if expires_in_days is None else expires_in_days * 86400.0
     with _store(config) as store:
         try:
             if kind == "device":
                 if unit is None:
                     _fail("a device token needs --unit")
-                token = issue_device_token(store, unit, label)
+                token = issue_device_token(store, unit, label, lifetime_s)
             elif kind == "user":
-                token = issue_user_token(store, role, label)
+                token = issue_user_token(store, role, label, lifetime_s)
             else:
                 _fail(f"unknown token kind {kind!r}; kinds: device, user")
         except (KeyError, ValueError) as error:

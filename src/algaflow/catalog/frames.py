@@ -41,7 +41,8 @@ def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not RFC3339.match(value):
-        raise ValueError(f"time must be RFC 3339 text with a zone, e.g. 2026-11-21T08:00:00Z (got {str(value)[:40]!r})")
+        raise ValueError(f"time must be RFC 3339 text with its time zone, e.g. 2026-11-21T08:00:00Z "
+                         f"(got {str(value)[:40]!r})")  # fmt: skip
     return value
 
 

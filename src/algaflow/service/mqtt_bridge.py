@@ -9,16 +9,19 @@ are stored on ``algaflow/<unit>/commands`` (``{"kind": "ack", "seqs": [[first, l
 deletes a frame from its outbox only then. A rejected message (too large, not JSON, not valid frames, a
 frame of another unit than the topic's, an unregistered unit) is acknowledged too (a resend would be
 refused again), logged and counted, and the unit is told why (``{"kind": "rejected", ...}``); nothing of it
-is stored. A message for a unit this service does not know is counted and logged only (on a shared broker
-it may be another deployment's unit). While the store fails, the batch is retried and nothing is acknowledged.
+is stored; the rejection names the refused frames' seqs when the payload lets them be read
+(``"seqs": [[first, last], ...]``, omitted otherwise) so that the agent can set them aside, and the frames
+after them are not held back waiting for seqs that will never come. A message for a
+unit this service does not know is counted and logged only (on a shared broker it may be another deployment's
+unit). While the store fails, the batch is retried and nothing is acknowledged.
 
-The embedded broker (amqtt, MQTT 3.1.1) runs in a thread of the service process; it has no shared
-subscriptions, so the bridge subscribes to the plain topic there.
+The embedded broker (:mod:`algaflow.service.broker`: amqtt, MQTT 3.1.1, device tokens and per-unit ACLs) runs
+in a thread of the service process; it has no shared subscriptions, so the bridge subscribes to the plain topic
+there, with the service credential the broker was given (``credentials``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import queue
@@ -36,7 +39,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from algaflow.catalog.frames import Frame
 from algaflow.service.config import LimitSettings, MqttSettings
-from algaflow.service.ingest import Ingestor
+from algaflow.service.ingest import Ingestor, seq_ranges
 from algaflow.store import UnknownUnitError
 
 log = logging.getLogger("algaflow.mqtt")
@@ -44,12 +47,26 @@ TELEMETRY = "algaflow/+/telemetry"
 FRAMES = TypeAdapter(Frame | list[Frame])
 BATCH_WAIT_S = 0.005
 MAX_BATCH_MESSAGES = 2000
-RECEIVE_MAXIMUM = 2000
-GAP_TIMEOUT_S = 300.0  # QoS 1 messages the broker may have in flight to the bridge (MQTT 5)
+RECEIVE_MAXIMUM = 2000  # QoS 1 messages the broker may have in flight to the bridge (MQTT 5)
+GAP_TIMEOUT_S = 300.0  # how long a unit's later frames wait for an earlier seq that has not arrived
+MAX_REFUSED_RANGES = 100  # refused seq ranges remembered per unit: frames after them are not held back
+MAX_SEQ = 2**63 - 1  # an outbox seq is a 64-bit integer
 
 
 def commands_topic(unit_id: str) -> str:
     return f"algaflow/{unit_id}/commands"
+
+
+def payload_seqs(payload: bytes) -> list[list[int]]:
+    """The seq ranges of the frames in a refused message, read leniently: a JSON object with an integer
+    ``seq``, or a list of such objects (anything else in it is skipped); [] when none can be read."""
+    try:
+        parsed = json.loads(payload)
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8), or nested too deep
+        return []
+    items = parsed if isinstance(parsed, list) else [parsed]
+    return seq_ranges([item["seq"] for item in items if isinstance(item, dict) and type(item.get("seq")) is int
+                       and 0 <= item["seq"] <= MAX_SEQ])  # fmt: skip
 
 
 def tls_context(ca_file: str | None, certfile: str | None, keyfile: str | None) -> ssl.SSLContext | None:
@@ -63,10 +80,11 @@ def tls_context(ca_file: str | None, certfile: str | None, keyfile: str | None) 
 
 
 class MqttBridge:
-    """Module doc. ``embedded`` selects the plain subscription and MQTT 3.1.1."""
+    """Module doc. ``embedded`` selects the plain subscription and MQTT 3.1.1; ``credentials`` (user name,
+    password), when given, replace the configured ones (the embedded broker's service credential)."""
 
     def __init__(self, settings: MqttSettings, limits: LimitSettings, ingestor: Ingestor,
-                 embedded: bool = False) -> None:  # fmt: skip
+                 embedded: bool = False, credentials: tuple[str, str] | None = None) -> None:  # fmt: skip
         self.settings, self.limits, self.ingestor, self.embedded = settings, limits, ingestor, embedded
         # The broker keeps this client's session (its subscription and the messages queued for it) across
         # restarts, so the id must be stable, and distinct for each service process of the group.
@@ -76,7 +94,9 @@ class MqttBridge:
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=self.protocol,
                                   clean_session=False if self.protocol == mqtt.MQTTv311 else None,
                                   manual_ack=True)  # fmt: skip
-        if settings.username:
+        if credentials is not None:
+            self.client.username_pw_set(*credentials)
+        elif settings.username:
             self.client.username_pw_set(settings.username, settings.password)
         context = tls_context(settings.tls_ca_file, settings.tls_certfile, settings.tls_keyfile)
         if context is not None:
@@ -89,6 +109,7 @@ class MqttBridge:
         self.connected = threading.Event()
         self.known_units: set[str] = set()
         self.next_seq: dict[str, int] = {}  # per unit, the seq that continues its stored frames
+        self.refused: dict[str, list[list[int]]] = {}  # per unit, the newest seq ranges it was told were refused
         self.gap_since: dict[str, float] = {}
 
     # ---- connection ------------------------------------------------------------------------------------------
@@ -144,11 +165,19 @@ class MqttBridge:
                 batch.append(more)
             self._handle(batch)
 
-    def _reject(self, unit_id: str | None, reason: str, detail: str, tell_unit: bool = True) -> None:
+    def _reject(self, unit_id: str | None, reason: str, detail: str, tell_unit: bool = True,
+                payload: bytes | None = None, seqs: list[list[int]] | None = None) -> None:  # fmt: skip
+        """Count and log a refusal and tell the unit, with the refused seqs (``seqs``, or those read from the
+        refused message's ``payload``) when there are any."""
         self.ingestor.counters.reject("mqtt", reason, unit_id)
         log.warning("MQTT frame rejected (%s) for %s: %s", reason, unit_id or "?", detail)
         if unit_id is not None and tell_unit:
-            self.publish(unit_id, {"kind": "rejected", "reason": reason, "detail": detail[:500]})
+            message: dict[str, Any] = {"kind": "rejected", "reason": reason, "detail": detail[:500]}
+            seqs = seqs if seqs is not None else payload_seqs(payload) if payload is not None else []
+            if seqs:
+                message["seqs"] = seqs
+                self.refused[unit_id] = [*self.refused.get(unit_id, []), *seqs][-MAX_REFUSED_RANGES:]
+            self.publish(unit_id, message)
 
     def _parse(self, message: mqtt.MQTTMessage) -> list[Frame] | None:
         parts = message.topic.split("/")
@@ -158,15 +187,16 @@ class MqttBridge:
             if unit_id not in self.known_units:  # not ours (maybe another deployment's): count it, say nothing
                 self._reject(unit_id, "unknown_unit", f"unit {unit_id!r} is not registered", tell_unit=False)
                 return None
-        if len(message.payload) > self.limits.max_message_bytes:
+        if len(message.payload) > self.limits.max_message_bytes:  # (its seqs read unless it is far too large)
+            readable = len(message.payload) <= 4 * self.limits.max_message_bytes
             self._reject(unit_id, "too_large", f"{len(message.payload)} bytes; the limit is "
-                                               f"{self.limits.max_message_bytes}")  # fmt: skip
+                         f"{self.limits.max_message_bytes}", payload=message.payload if readable else None)  # fmt: skip
             return None
         try:
             parsed = FRAMES.validate_json(message.payload)
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()[:5])
-            self._reject(unit_id, "invalid", problems)
+            self._reject(unit_id, "invalid", problems, payload=message.payload)
             return None
         frames = parsed if isinstance(parsed, list) else [parsed]
         if not frames:
@@ -174,7 +204,8 @@ class MqttBridge:
             return None
         strangers = sorted({f.unit_id for f in frames if f.unit_id != unit_id})
         if strangers:
-            self._reject(unit_id, "wrong_unit", f"frames of unit(s) {', '.join(strangers)} on topic {message.topic}")
+            self._reject(unit_id, "wrong_unit", f"frames of unit(s) {', '.join(strangers)} on topic {message.topic}",
+                         seqs=seq_ranges([f.seq for f in frames]))  # fmt: skip
             return None
         return frames
 
@@ -187,12 +218,15 @@ class MqttBridge:
                 stored = self.ingestor.store.frame_log(unit)
                 self.next_seq[unit] = int(stored.seq.max()) + 1 if len(stored) else frame.seq
             expected = self.next_seq[unit]
+            for first, last in self.refused.get(unit, ()):  # refused seqs never come: the agent set them aside
+                if first <= expected <= last:
+                    expected = self.next_seq[unit] = last + 1
             if frame.seq > expected:
                 since = self.gap_since.setdefault(unit, time.monotonic())
                 if time.monotonic() - since < GAP_TIMEOUT_S:
                     with self.ingestor.counters.lock:
                         self.ingestor.counters.by_reason["waiting_for_earlier_seq"] = (
-                            self.ingestor.counters.by_reason.get("waiting_for_earlier_seq", 0) + 1)
+                            self.ingestor.counters.by_reason.get("waiting_for_earlier_seq", 0) + 1)  # fmt: skip
                     continue
                 log.warning("unit %s: seqs %d..%d never arrived; accepting the gap", unit, expected, frame.seq - 1)
             if frame.seq >= expected:
@@ -219,7 +253,8 @@ class MqttBridge:
                     self.known_units = set(self.ingestor.store.units())
                     gone = {f.unit_id for f in frames} - self.known_units
                     for unit in gone:
-                        self._reject(unit, "unknown_unit", str(error))
+                        self._reject(unit, "unknown_unit", str(error),
+                                     seqs=seq_ranges([f.seq for f in frames if f.unit_id == unit]))  # fmt: skip
                     frames = [f for f in frames if f.unit_id in self.known_units]
                     if not frames:
                         break
@@ -240,32 +275,10 @@ class MqttBridge:
             self.publish(unit, {"kind": "ack", "seqs": ranges})
 
 
-class EmbeddedBroker:
-    """An amqtt broker in a thread of this process (the no-install default), anonymous, on host:port."""
+def __getattr__(name: str) -> Any:
+    """``EmbeddedBroker`` moved to :mod:`algaflow.service.broker` (imported on use: it needs amqtt)."""
+    if name == "EmbeddedBroker":
+        from algaflow.service.broker import EmbeddedBroker
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="algaflow-broker", daemon=True)
-        self._broker: Any = None
-
-    def start(self, timeout_s: float = 10.0) -> None:
-        try:
-            from amqtt.broker import Broker
-        except ImportError as error:
-            raise ImportError("the embedded MQTT broker needs amqtt: pip install 'algaflow[service]'") from error
-        config = {"listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{self.port}"}},
-                  "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}}}
-        self._thread.start()
-
-        async def start() -> None:
-            self._broker = Broker(config, loop=self._loop)
-            await self._broker.start()
-
-        asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout_s)
-
-    def stop(self) -> None:
-        if self._broker is not None:
-            asyncio.run_coroutine_threadsafe(self._broker.shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        return EmbeddedBroker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

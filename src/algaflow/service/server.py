@@ -1,11 +1,14 @@
 """``algaflow serve``: the store, the live pipeline, the HTTP API, and MQTT (the embedded broker or an external
-one), wired from the settings and started in order; stopped in reverse, the pipeline checkpointed last.
+one), wired from the settings and started in order; stopped in reverse, the pipeline checkpointed last. After a
+restart the pipeline's replay of what the store received since its checkpoint runs on its worker, so HTTP
+and MQTT answer at once and new frames wait in the pipeline's queue behind the replay.
 The fusion kernels are compiled from a background thread as the service starts
 (:func:`algaflow.fusion.warm_up.warm_up_kernels`; ``kernels_ready`` is set when they are)."""
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 
 from fastapi import FastAPI
@@ -15,7 +18,7 @@ from algaflow.service.app import create_app
 from algaflow.service.compaction import PeriodicCompaction
 from algaflow.service.config import Settings, calibrations_path, lake_path
 from algaflow.service.ingest import Ingestor
-from algaflow.service.mqtt_bridge import EmbeddedBroker, MqttBridge
+from algaflow.service.mqtt_bridge import MqttBridge
 from algaflow.service.pipeline import LivePipeline
 from algaflow.store import Store, open_store
 
@@ -32,10 +35,17 @@ class Service:
                          if settings.pipeline.enabled else None)
         self.ingestor = Ingestor(self.store, self.pipeline)
         self.app: FastAPI = create_app(settings, self.ingestor)
-        embedded = settings.mqtt.mode == "embedded"
-        self.broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port) if embedded else None
+        self.broker, credentials = None, None
+        if settings.mqtt.mode == "embedded":  # devices sign in with their tokens, the bridge with this process's secret
+            from algaflow.service.broker import SERVICE_USER, EmbeddedBroker, store_check
+
+            service_password = secrets.token_urlsafe(32)  # held in memory only, by the broker and the bridge
+            self.broker = EmbeddedBroker(settings.mqtt.host, settings.mqtt.port,
+                                         store_check(self.store, service_password))  # fmt: skip
+            credentials = (SERVICE_USER, service_password)
         self.bridge = (None if settings.mqtt.mode == "off" else
-                       MqttBridge(settings.mqtt, settings.limits, self.ingestor, embedded=self.broker is not None))
+                       MqttBridge(settings.mqtt, settings.limits, self.ingestor, embedded=self.broker is not None,
+                                  credentials=credentials))  # fmt: skip
         if self.pipeline is not None and self.bridge is not None:
             self.pipeline.publish = self.bridge.publish
         lake, every_s = lake_path(settings), settings.lake.compact_every_s
@@ -52,10 +62,9 @@ class Service:
 
     def start(self) -> None:
         threading.Thread(target=self._warm_up, name="algaflow-warm-up", daemon=True).start()
-        if self.pipeline is not None:
-            replayed = self.pipeline.restore()
-            log.info("live pipeline restored (%d readings replayed)", replayed)
+        if self.pipeline is not None:  # the replay runs behind HTTP and MQTT, which answer at once
             self.pipeline.start()
+            self.pipeline.restore_in_background()
         if self.broker is not None:
             self.broker.start()
             log.info("embedded MQTT broker on %s:%s", self.settings.mqtt.host, self.settings.mqtt.port)

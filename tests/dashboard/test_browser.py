@@ -7,6 +7,7 @@ Skipped with a reason where chromium or Playwright is missing (failed in CI, ALG
 Timings are printed, not asserted.
 """
 
+import contextlib
 import io
 import os
 import shutil
@@ -75,7 +76,7 @@ def live(tmp_path):
     frames = {unit: [f.model_copy(update={"time": start + (f.time - culture_frames(unit, 1)[0].time)})
                      for f in culture_frames(unit, steps=1200, seed=k)]
               for k, unit in enumerate(("r1", "r2", "r3"))}  # fmt: skip
-    service.tokens = {role: issue_user_token(service.store, role) for role in ("operator", "reader")}
+    service.tokens = {role: issue_user_token(service.store, role) for role in ("operator", "reader", "admin")}
     service.url = f"http://127.0.0.1:{port}"
     service.frames = frames
     yield service
@@ -224,3 +225,42 @@ def test_a_month_of_twenty_sensors_and_a_hundred_units_stay_responsive(live):
               f"{time.perf_counter() - began:.2f} s")
         assert page.get_by_label("30 days").is_checked()
         browser.close()
+
+
+def test_an_admin_sees_quarantined_records_on_the_alarms_page_and_an_operator_does_not(live):
+    """A dry-weight sample without its value, written straight into the store (no edge lets it in), reaches
+    the pipeline: it is quarantined, and the alarms page lists it for an admin only."""
+    from playwright.sync_api import expect
+
+    from algaflow.store import ReadingBatch, StoredEvent
+
+    moment = to_time_us(datetime.now(UTC) - timedelta(minutes=30))
+    live.store.write_events([StoredEvent("r3", moment, "dry_weight_sample", {})])
+    live.pipeline.submit(ReadingBatch([], [], [], [], []), [StoredEvent("r3", moment, "dry_weight_sample", {})])
+    live.pipeline.wait()
+    assert [item.kind for item in live.pipeline.quarantine.items("r3")] == ["dry_weight_sample"]
+    with chromium_browser() as browser:
+        page = browser.new_page()
+        sign_in(page, live, "admin")
+        page.click("#nav-alarms")
+        row = page.locator("#quarantine-table tr", has=page.locator("td[data-dash-column='unit']", has_text="r3"))
+        expect(row.locator("td[data-dash-column='reason']")).to_contain_text("g_per_l", timeout=15_000)
+        expect(row.locator("td[data-dash-column='kind']")).to_have_text("dry_weight_sample")
+        operator = browser.new_page()
+        sign_in(operator, live, "operator")
+        operator.click("#nav-alarms")
+        expect(operator.locator("#alarms-table")).to_be_visible(timeout=15_000)
+        expect(operator.locator("#quarantine")).to_be_hidden()
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Playwright driving Debian's chromium, closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()

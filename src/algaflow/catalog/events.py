@@ -175,7 +175,7 @@ def check_params(kind: str, params: Any) -> dict[str, Any]:
             continue
         problem = param.check(params[name])
         if problem is not None:
-            raise EventParamsError(f"params.{name}", problem)
+            raise EventParamsError(f"params.{name}", f"{name} ({param.description}) {problem}")
     return params
 
 

@@ -276,6 +276,12 @@ def _records(table: pd.DataFrame) -> dict[str, list]:
     return out
 
 
+def query_time(description: str) -> Any:
+    """A time in a query: RFC 3339 text with its zone, checked by the pattern and documented as date-time."""
+    return Annotated[str | None, Query(description=description, pattern=RFC3339.pattern,
+                                       json_schema_extra={"format": "date-time"})]  # fmt: skip
+
+
 def _shown_params(params: Any) -> dict:
     """Stored event params as the API shows them: a flat object as it is; anything else (a record written before
     the event table was enforced at the edge) as its JSON text, cut at 500 characters, so it cannot break the
@@ -356,22 +362,8 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
     Reader = Annotated[Principal, Depends(reader)]
     Admin = Annotated[Principal, Depends(admin)]
     Unit = Annotated[str, Depends(known_unit)]
-    Start = Annotated[
-        str | None,
-        Query(
-            description="from this time (inclusive; RFC 3339 with its zone)",
-            pattern=RFC3339.pattern,
-            json_schema_extra={"format": "date-time"},
-        ),
-    ]
-    End = Annotated[
-        str | None,
-        Query(
-            description="to this time (exclusive; RFC 3339 with its zone)",
-            pattern=RFC3339.pattern,
-            json_schema_extra={"format": "date-time"},
-        ),
-    ]
+    Start = query_time("from this time (inclusive; RFC 3339 with its zone)")
+    End = query_time("to this time (exclusive; RFC 3339 with its zone)")
 
     READ, UNIT = errors(401, 403, 422, 429), errors(401, 403, 404, 422, 429)
 

@@ -8,6 +8,7 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -319,3 +320,30 @@ def test_hostile_stored_rows_never_stop_the_service_and_are_quarantined(tmp_path
         assert len(estimates) >= 1 and estimates.biomass_g_per_l.notna().all()  # the good readings were used
         assert again.pipeline.tracks["r1"].last_time_us < to_time_us(NOW + timedelta(minutes=5))  # not 9999
         again.stop()
+
+
+def test_a_unit_the_pipeline_fails_on_is_quarantined_and_the_others_go_on(tmp_path):
+    """A damaged calibration file (a stored thing the edge never saw) makes one unit's chain fail to start: that
+    unit's batch is quarantined with the error, the other unit of the same batch is estimated as usual."""
+    from algaflow.service.config import PipelineSettings
+    from algaflow.service.pipeline import LivePipeline
+    from algaflow.store import open_store
+
+    curves = tmp_path / "calibrations"
+    curves.mkdir()
+    (curves / "od750__chlorella_vulgaris.v1.json").write_text('{"kind": "biomass", "coeff')  # cut short
+    with open_store(tmp_path / "s.db") as store:
+        store.register_unit("broken", {"strain": "chlorella_vulgaris"})
+        store.register_unit("fine", {"strain": "nannochloropsis_oceanica"})
+        pipeline = LivePipeline(store, PipelineSettings(), calibrations=curves)
+        pipeline.start()
+        t = to_time_us(T0) + 60_000_000 * np.arange(30)
+        batch = ReadingBatch(np.repeat(["broken", "fine"], 30), np.full(60, "od750"), np.r_[t, t],
+                             np.full(60, 0.4), np.zeros(60))  # fmt: skip
+        pipeline.submit(batch, [])
+        pipeline.wait()
+        assert pipeline._worker.is_alive()
+        assert len(store.estimates("fine")) == 30 and store.estimates("broken").empty
+        failed = [item for item in pipeline.quarantine.items() if item.what == "batch"]
+        assert [item.unit_id for item in failed] == ["broken"] and "Error" in failed[0].reason
+        pipeline.stop()

@@ -224,7 +224,8 @@ class LivePipeline:
 
     def process_safely(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> None:
         """:meth:`process`, and where it fails, each unit of the batch alone: a unit that fails again has its
-        batch quarantined (the error), and the others go on."""
+        batch quarantined (the error), and the others go on (a unit the failed attempt had already advanced
+        skips those rows, as it skips any resent frame)."""
         try:
             self.process(readings, events)
             return
@@ -234,13 +235,14 @@ class LivePipeline:
             mine = readings.unit_id == unit_id
             unit_readings = ReadingBatch(readings.unit_id[mine], readings.sensor[mine], readings.time_us[mine],
                                          readings.value[mine], readings.quality[mine])  # fmt: skip
+            unit_events = [event for event in events if event.unit_id == unit_id]
             try:
-                self.process(unit_readings, [event for event in events if event.unit_id == unit_id])
+                self.process(unit_readings, unit_events)
             except Exception as error:
                 times = unit_readings.time_us
                 self.quarantine.add(unit_id, "batch", "", int(times.min()) if times.size else 0,
                                     f"the pipeline failed on it: {type(error).__name__}: {error}",
-                                    f"{len(unit_readings)} readings, {len(events)} events")  # fmt: skip
+                                    f"{len(unit_readings)} readings, {len(unit_events)} events")  # fmt: skip
 
     # ---- units ------------------------------------------------------------------------------------------------
     def _track(self, unit_id: str, sensors_seen: set[str]) -> UnitTrack:

@@ -4,7 +4,8 @@
    frames (20 readings each, request bodies made before the clock starts) to /api/v1/frames; readings per
    second acknowledged (durably committed), and the acknowledgement latency per request (p50, p99). A run
    that sends every request it made before the time is up says so (then the service was faster than the
-   requests prepared for it).
+   requests prepared for it). Meanwhile the service's resident memory (VmRSS) and the live pipeline's backlog
+   (/health) are sampled every 0.25 s: bounded by [pipeline] max_backlog_readings, they stay flat.
 2. MQTT: the same service bridged to the Mosquitto on 127.0.0.1:1883; publishers send messages of frames
    with QoS 1, at most 20 messages ahead of the service's acks (as the agent's window: a broker's bounded
    queue must not drop what the service has not taken yet); readings per second from the first publish to
@@ -98,10 +99,35 @@ def prepared_requests(units: list[str], frames_per_batch: int, start: datetime, 
     return prepared
 
 
+def resident_mib(pid: int) -> float:
+    """The process's resident memory (VmRSS), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def watch(pid: int, port: int, stop: threading.Event, seen: dict) -> None:
+    """Sample the service's memory and pipeline backlog until ``stop`` (``seen``: first and highest RSS, MiB,
+    and the highest backlog in readings)."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+        while not stop.wait(0.25):
+            rss = resident_mib(pid)
+            seen.setdefault("rss_first", rss)
+            seen["rss_max"] = max(seen.get("rss_max", 0.0), rss)
+            seen["rss_last"] = rss
+            try:
+                backlog = http.get("/api/v1/health").json()["pipeline_backlog_readings"]
+            except httpx.HTTPError:
+                continue
+            seen["backlog_max"] = max(seen.get("backlog_max", 0), backlog)
+
+
 def bench_http(seconds: float, frames_per_batch: int, clients: int,
-               ceiling: float) -> tuple[float, list[float], list[list[dict]], bool]:  # fmt: skip
-    """Readings per second acknowledged, latencies, frames for the baseline, and whether the clients ran out of
-    prepared requests (``ceiling`` readings per second of them) before ``seconds``."""
+               ceiling: float) -> tuple[float, list[float], list[list[dict]], bool, dict]:  # fmt: skip
+    """Readings per second acknowledged, latencies, frames for the baseline, whether the clients ran out of
+    prepared requests (``ceiling`` readings per second of them) before ``seconds``, and what :func:`watch`
+    saw."""
     with tempfile.TemporaryDirectory() as folder:
         process, port, tokens = start_service(Path(folder), "off", "http")
         units = list(tokens)[:clients]
@@ -131,16 +157,22 @@ def bench_http(seconds: float, frames_per_batch: int, clients: int,
                 ran_out[0] = True
 
         threads = [threading.Thread(target=client, args=(unit,)) for unit in units]
+        seen: dict = {}
+        watching = threading.Event()
+        watcher = threading.Thread(target=watch, args=(process.pid, port, watching, seen), daemon=True)
         stop = time.perf_counter() + seconds
         began = time.perf_counter()
+        watcher.start()
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         rate = readings[0] / (time.perf_counter() - began)
+        watching.set()
+        watcher.join(10)
         process.terminate()
         process.wait(30)
-    return rate, latencies, [batch for _, first in prepared.values() for batch in first], ran_out[0]
+    return rate, latencies, [batch for _, first in prepared.values() for batch in first], ran_out[0], seen
 
 
 def bench_mqtt(seconds: float, frames_per_message: int, publishers: int, ceiling: float) -> float:
@@ -267,7 +299,7 @@ def main() -> None:
     parser.add_argument("--query-days", type=float, default=30.0)
     parser.add_argument("--query-every-s", type=int, default=60)
     arguments = parser.parse_args()
-    http_rate, latencies, sent, ran_out = bench_http(arguments.seconds, arguments.frames_per_request,
+    http_rate, latencies, sent, ran_out, seen = bench_http(arguments.seconds, arguments.frames_per_request,
                                                      arguments.clients, arguments.ceiling)  # fmt: skip
     if ran_out:
         print(f"note: the clients sent every request prepared ({arguments.ceiling:,.0f} readings/s) before the "
@@ -276,6 +308,9 @@ def main() -> None:
     p50, p99 = np.percentile(np.array(latencies) * 1000, [50, 99])
     print(f"HTTP → SQLite: {http_rate:,.0f} readings/s acknowledged; ack latency p50 {p50:.1f} ms, p99 {p99:.1f} ms "
           f"({arguments.frames_per_request} frames × 20 readings per request, {arguments.clients} clients)")
+    print(f"service memory {seen.get('rss_first', float('nan')):.0f} MiB at the start, {seen.get('rss_max', 0):.0f} "
+          f"MiB at most, {seen.get('rss_last', float('nan')):.0f} MiB at the end; pipeline backlog at most "
+          f"{seen.get('backlog_max', 0):,} readings (bound: [pipeline] max_backlog_readings)")
     print(f"plain SQL (sqlite3 executemany, same rows and durability): {baseline:,.0f} readings/s")
     mqtt_rate = bench_mqtt(arguments.seconds, 50, arguments.clients, arguments.ceiling)
     print(f"MQTT QoS 1 via Mosquitto → SQLite: {mqtt_rate:,.0f} readings/s acknowledged (50 frames per message)")

@@ -125,6 +125,8 @@ def tube_average(par_in: float, optical_depth_diameter: float, a: float, b: floa
     20–2500 µmol m⁻² s⁻¹, τ₀ = 0.01–100, for Haldane, Bernard–Rémond and peaked (b < 0) responses.
     """
     tau0 = optical_depth_diameter
+    if math.isnan(tau0) or math.isnan(par_in):  # NaN in, NaN out (the panel loop would never reach NaN)
+        return math.nan
     if par_in <= 0.0:
         return 0.0
     max_step, peak_region, max_angle = _panel_limits(par_in, a, b, c)
@@ -190,6 +192,7 @@ def average_growth_factor(
     """⟨I/(a + bI + cI²)⟩ over the cross-section (batch): multiply by mu_max for the light-limited rate.
 
     ``geometry`` is "tube" (``light_path_m`` = inner diameter) or "flat_panel" (``light_path_m`` = depth).
+    A NaN input (a biomass not known across a gap) gives NaN in that element.
     """
     return _broadcast_call(False, geometry, par_in, biomass_g_per_l, light_path_m,
                            extinction_per_g_per_l_per_m, a, b, c)

@@ -168,3 +168,29 @@ def test_fuse_on_the_alg_flex_daily_samples(tmp_path):
             slope = np.polyfit(days, np.log(raw["value"]), 1)[0]
             net = np.log(rows["biomass_g_per_l"].iloc[-1] / rows["biomass_g_per_l"].iloc[0]) / days.iloc[-1]
             assert net == pytest.approx(slope, abs=0.04), unit
+
+
+def test_a_dry_weight_row_or_event_moves_the_offline_estimate_as_it_does_live(simulated, tmp_path):
+    """A manual dry weight in the telemetry (sensor ``dry_weight``) or in the events (``dry_weight_sample``) is
+    a factor on the biomass at the next sample, as in the live pipeline: the estimate moves toward it, and both
+    ways of recording it give the same estimates (before the fix fuse dropped the row and nothing moved)."""
+    telemetry = pd.read_parquet(simulated / "telemetry.parquet")
+    events = pd.read_parquet(simulated / "events.parquet")
+    unit = sorted(telemetry["unit_id"].unique())[0]
+    plain = fuse_file(simulated / "telemetry.parquet", tmp_path / "plain.csv", simulated / "events.parquet")
+    mine = plain[plain["unit_id"] == unit].reset_index(drop=True)
+    at = int(np.searchsorted(mine["time"], mine["time"].iloc[0] + pd.Timedelta(hours=48)))
+    moment, before = mine["time"].iloc[at], mine.iloc[at]
+    sample = before["biomass_g_per_l"] + 10 * before["biomass_sd"]  # far from what the probe says
+    row = pd.DataFrame({"unit_id": [unit], "time": [moment], "sensor": ["dry_weight"], "value": [sample]})
+    pd.concat([telemetry, row], ignore_index=True).to_parquet(tmp_path / "with_row.parquet")
+    by_row = fuse_file(tmp_path / "with_row.parquet", tmp_path / "row.csv", simulated / "events.parquet")
+    event = pd.DataFrame({"unit_id": [unit], "time": [moment], "kind": ["dry_weight_sample"],
+                          "params": [f'{{"g_per_l": {sample}}}']})  # fmt: skip
+    pd.concat([events, event], ignore_index=True).to_parquet(tmp_path / "with_event.parquet")
+    by_event = fuse_file(simulated / "telemetry.parquet", tmp_path / "event.csv", tmp_path / "with_event.parquet")
+    pd.testing.assert_frame_equal(by_row, by_event)
+    after = by_row[by_row["unit_id"] == unit].reset_index(drop=True).iloc[at]
+    assert before["biomass_g_per_l"] + 2 * before["biomass_sd"] < after["biomass_g_per_l"] < sample
+    others = by_row["unit_id"] != unit
+    pd.testing.assert_frame_equal(by_row[others], plain[others])  # the other unit is untouched

@@ -105,6 +105,22 @@ def unit_recalibrations(events: pd.DataFrame | None, unit: str, origin: pd.Times
         for time, params in zip(rows["time"], rows["params"], strict=True))
 
 
+LAB_SENSORS = ("dry_weight",)  # manual samples: factors on the biomass (fusion.estimator.dry_weight_at_samples)
+
+
+def event_dry_weights(events: pd.DataFrame | None) -> pd.DataFrame:
+    """The ``dry_weight_sample`` events as ``dry_weight`` telemetry rows (unit_id, time, sensor, value), as the
+    service stores them beside the event, so that a dry weight counts whichever way it was recorded."""
+    if events is None:
+        return pd.DataFrame(columns=list(TELEMETRY_COLUMNS))
+    rows = events[(events["kind"] == "dry_weight_sample") & events["time"].notna()]
+    values = [event_params(params).get("g_per_l") for params in rows["params"]]
+    table = pd.DataFrame({"unit_id": rows["unit_id"].to_numpy(), "time": rows["time"].to_numpy(),
+                          "sensor": "dry_weight", "value": pd.to_numeric(pd.Series(values, dtype=object),
+                                                                         errors="coerce").to_numpy()})  # fmt: skip
+    return table[table["value"].notna()]
+
+
 def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
               smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
               progress: Callable[[str], None] | None = None,
@@ -129,7 +145,11 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
     telemetry, events = read_telemetry(telemetry_path, events_path)
-    used = telemetry[telemetry["sensor"].isin(BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS + MODEL_INPUT_SENSORS)]
+    kept = BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS + MODEL_INPUT_SENSORS + LAB_SENSORS
+    used = telemetry[telemetry["sensor"].isin(kept)]
+    lab = event_dry_weights(events)
+    if len(lab):  # a dry weight recorded both as an event and as a reading counts once (the last row wins)
+        used = pd.concat([used, lab], ignore_index=True)
     frames = []
     for unit, rows in used.groupby("unit_id", sort=True):
         if not rows["sensor"].isin(BIOMASS_SENSORS).any():

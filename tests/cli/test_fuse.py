@@ -52,8 +52,8 @@ def test_fuse_refuses_bad_files_with_a_clear_message(tmp_path):
     bad = tmp_path / "telemetry.csv"
     row = {"unit_id": ["a"], "time": ["2026-01-01T00:00:00Z"], "sensor": ["od999"], "value": [0.1]}
     pd.DataFrame(row).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match="unknown sensor"):
-        fuse_file(bad, tmp_path / "out.csv")
+    with pytest.raises(ValueError, match="1 unknown sensor"):
+        fuse_file(bad, tmp_path / "out.csv", strict=True)
     pd.DataFrame({k: v for k, v in row.items() if k != "sensor"}).to_csv(bad, index=False)
     with pytest.raises(ValueError, match="lacks column"):
         fuse_file(bad, tmp_path / "out.csv")
@@ -194,3 +194,39 @@ def test_a_dry_weight_row_or_event_moves_the_offline_estimate_as_it_does_live(si
     assert before["biomass_g_per_l"] + 2 * before["biomass_sd"] < after["biomass_g_per_l"] < sample
     others = by_row["unit_id"] != unit
     pd.testing.assert_frame_equal(by_row[others], plain[others])  # the other unit is untouched
+
+
+def test_rows_fuse_cannot_use_are_counted_by_reason_and_dates_read_as_they_are_written(tmp_path):
+    """Day-first dates are read day-first (they were read month-first, and the gaps that made hung the light
+    integral); unreadable times and values, unknown sensors and duplicates are counted by reason, reported by the
+    CLI, and refused with --strict."""
+    from algaflow.cli.table_input import SkippedRows
+
+    minutes = pd.date_range("2026-03-01", periods=600, freq="min", tz="UTC")
+    od = 0.2 * np.exp(0.02 * np.arange(600) / 60)
+    rows = pd.DataFrame({"unit_id": "a", "time": minutes.strftime("%d/%m/%Y %H:%M"), "sensor": "od750",
+                         "value": od.round(5).astype(str)})  # fmt: skip
+    broken = pd.DataFrame({"unit_id": "a", "time": ["31/02/2026 10:00", "yesterday", "01/03/2026 00:10",
+                                                    "01/03/2026 00:11", "01/03/2026 00:12"],
+                           "sensor": ["od750", "od750", "od750", "od999", "od750"],
+                           "value": ["0.2", "0.2", "0.2x", "0.3", str(od[12].round(5))]})  # fmt: skip
+    path = tmp_path / "telemetry.csv"
+    pd.concat([rows, broken], ignore_index=True).to_csv(path, index=False)
+    skipped = SkippedRows()
+    result = fuse_file(path, tmp_path / "out.csv", skipped=skipped)
+    assert skipped.counts == {"unparseable time": 2, "unparseable value": 1, "unknown sensor": 1, "duplicate": 1}
+    assert pd.to_datetime(result["time"]).min() == minutes[0] and len(result) == 600  # 1 March, not 3 January
+    assert result["time"].is_monotonic_increasing and result["biomass_g_per_l"].notna().all()
+    cli = CliRunner().invoke(app, ["fuse", str(path), "--out", str(tmp_path / "cli.csv")])
+    assert cli.exit_code == 0 and "5 rows not used" in " ".join(cli.output.split())
+    strict = CliRunner().invoke(app, ["fuse", str(path), "--out", str(tmp_path / "cli.csv"), "--strict"])
+    assert strict.exit_code == 2 and "unparseable time" in " ".join(strict.output.split())
+    ambiguous = pd.DataFrame({"unit_id": "a", "time": ["01/03/2026 00:00", "02/03/2026 00:00"], "sensor": "od750",
+                              "value": [0.2, 0.3]})  # fmt: skip
+    ambiguous.to_csv(path, index=False)
+    unsure = CliRunner().invoke(app, ["fuse", str(path), "--out", str(tmp_path / "cli.csv")])
+    assert unsure.exit_code == 2 and "--time-format" in " ".join(unsure.output.split())
+    told = CliRunner().invoke(app, ["fuse", str(path), "--out", str(tmp_path / "cli.csv"),
+                                    "--time-format", "%d/%m/%Y %H:%M"])  # fmt: skip
+    assert told.exit_code == 0, told.output
+    assert pd.read_csv(tmp_path / "cli.csv")["time"].iloc[-1].startswith("2026-03-02")

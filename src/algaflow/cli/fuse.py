@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS, load_strain
+from algaflow.cli.table_input import SkippedRows, checked_rows
 from algaflow.control.harvest import (
     HarvestPolicy,
     growth_stopped_probability,
@@ -26,8 +27,10 @@ TELEMETRY_COLUMNS = ("unit_id", "time", "sensor", "value")
 EVENT_COLUMNS = ("unit_id", "time", "kind", "params")
 
 
-def read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
-    """CSV or Parquet by suffix, with the contract's columns checked and times parsed as UTC."""
+def read_table(path: Path, columns: tuple[str, ...], what: str, skipped: SkippedRows | None = None,
+               time_format: str | None = None, sensors: frozenset[str] | None = None) -> pd.DataFrame:  # fmt: skip
+    """CSV or Parquet by suffix, with the contract's columns checked; rows that cannot be used (cli.table_input:
+    times, values, sensors not in ``sensors``, duplicates) are left out and counted in ``skipped``."""
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{what} file {path} does not exist")
@@ -41,18 +44,20 @@ def read_table(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{what} file {path} lacks column(s) {', '.join(missing)}; expected {', '.join(columns)}")
     table["unit_id"] = table["unit_id"].astype(str)
-    table["time"] = pd.to_datetime(table["time"], utc=True, errors="coerce", format="mixed")
-    return table
+    return checked_rows(table, skipped if skipped is not None else SkippedRows(), time_format, sensors)
 
 
-def read_telemetry(telemetry_path: Path, events_path: Path | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Telemetry (every sensor name checked against the catalog) and, if given, events."""
-    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry")
-    unknown = sorted(set(telemetry["sensor"].astype(str)) - set(SENSORS))
-    if unknown:
-        raise ValueError(f"telemetry names unknown sensor(s) {', '.join(unknown)}; "
-                         f"the catalog has {', '.join(SENSORS)}")
-    events = read_table(events_path, EVENT_COLUMNS, "events") if events_path is not None else None
+def read_telemetry(telemetry_path: Path, events_path: Path | None, skipped: SkippedRows | None = None,
+                   time_format: str | None = None, strict: bool = False
+                   ) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
+    """Telemetry (sensor names from the catalog) and, if given, events; the rows neither can use are counted
+    in ``skipped`` (with ``strict``, any such row refuses the files, naming the reasons)."""
+    skipped = skipped if skipped is not None else SkippedRows()
+    telemetry = read_table(telemetry_path, TELEMETRY_COLUMNS, "telemetry", skipped, time_format, frozenset(SENSORS))
+    events = (read_table(events_path, EVENT_COLUMNS, "events", skipped, time_format)
+              if events_path is not None else None)  # fmt: skip
+    if strict and skipped.total:
+        raise ValueError(f"{skipped.summary()} (--strict: fix the file, or leave out --strict to skip them)")
     return telemetry, events
 
 
@@ -125,8 +130,12 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
               smooth: bool = False, volume_l: float = 80.0, policy: HarvestPolicy | None = None,
               progress: Callable[[str], None] | None = None,
               calibration_paths: list[Path] | None = None,
-              reactor: ReactorGeometry | None = None) -> pd.DataFrame:  # fmt: skip
+              reactor: ReactorGeometry | None = None, skipped: SkippedRows | None = None,
+              time_format: str | None = None, strict: bool = False) -> pd.DataFrame:  # fmt: skip
     """Fuse every unit of a telemetry file and write the estimates (CSV or Parquet by ``out``'s suffix).
+
+    Rows that cannot be used are counted in ``skipped`` (``strict``: refused); ``time_format``: strftime of
+    the files' times (default: ISO 8601, or day-first / month-first as the dates allow: cli.table_input).
 
     ``calibration_paths``: stored biomass calibrations (``algaflow calibrate``), used for their sensors.
     ``reactor``: geometry of the model's light response, where units read ``par_surface`` (default: the lab
@@ -144,7 +153,7 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
             raise ValueError(f"{path} was fitted for {calibration.strain}, not {strain.name}")
         calibrations[calibration.sensor] = calibration
     policy = policy or HarvestPolicy()
-    telemetry, events = read_telemetry(telemetry_path, events_path)
+    telemetry, events = read_telemetry(telemetry_path, events_path, skipped, time_format, strict)
     kept = BIOMASS_SENSORS + GAS_SENSORS + STORAGE_SENSORS + MODEL_INPUT_SENSORS + LAB_SENSORS
     used = telemetry[telemetry["sensor"].isin(kept)]
     lab = event_dry_weights(events)

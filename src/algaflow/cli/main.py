@@ -73,6 +73,12 @@ def simulate(
         console.print(f"figure: {figure}")
 
 
+TimeFormatOption = typer.Option(None, "--time-format", help="strftime of the files' times, e.g. '%d/%m/%Y %H:%M' "
+                                "(default: ISO 8601, or day-/month-first as the dates allow)")
+StrictOption = typer.Option(False, "--strict", help="refuse the files if any row cannot be used (default: skip "
+                            "and report them by reason)")
+
+
 @app.command()
 def fuse(
     telemetry: Path = typer.Argument(..., help="long-format telemetry (unit_id, time, sensor, value), CSV or Parquet"),
@@ -88,14 +94,19 @@ def fuse(
     light_path_m: float = typer.Option(0.05, min=1e-4, help="tube inner diameter or panel depth, m"),
     lit_volume_l: float = typer.Option(60.0, min=0.001, help="lit volume (L); the rest of --volume-l is the "
                                        "dark tank"),
+    time_format: str | None = TimeFormatOption,
+    strict: bool = StrictOption,
 ) -> None:
     """Fuse sensors into biomass, growth rate, CO2 captured and harvest readiness, with uncertainty.
 
     Where a unit reads its incident light (par_surface), the reactor model's expected growth rate from
-    its light, temperature, pH, DO and nitrate sensors informs the growth rate."""
+    its light, temperature, pH, DO and nitrate sensors informs the growth rate. Rows that cannot be used
+    are counted by reason and reported (--strict: refused)."""
     from algaflow.cli.fuse import fuse_file
+    from algaflow.cli.table_input import SkippedRows
     from algaflow.fusion.expected_rate import ReactorGeometry
 
+    skipped = SkippedRows()
     try:
         if lit_volume_l > volume_l:
             raise ValueError(f"--lit-volume-l {lit_volume_l} exceeds the culture volume --volume-l {volume_l}")
@@ -103,10 +114,13 @@ def fuse(
         with console.status("fusing") as status:
             result = fuse_file(telemetry, out, events, strain, smooth, volume_l,
                                progress=lambda unit: status.update(f"fused {unit}"),
-                               calibration_paths=calibration, reactor=reactor)  # fmt: skip
+                               calibration_paths=calibration, reactor=reactor, skipped=skipped,
+                               time_format=time_format, strict=strict)  # fmt: skip
     except (ValueError, KeyError) as error:
         _fail(str(error))
         return
+    if skipped.total:
+        console.print(f"[yellow]{skipped.summary()}[/yellow]")
     last = result.groupby("unit_id").tail(1)
     flagged = (result["sample_flag"] != "used").sum()
     console.print(f"wrote {out}: {len(result):,} estimates for {last.shape[0]} unit(s); {flagged:,} samples flagged")
@@ -168,17 +182,23 @@ def sensors_report(
     unit: str | None = typer.Option(None, help="one unit (default: all)"),
     start_h: float | None = typer.Option(None, "--from-h", help="window start, hours after the unit's first sample"),
     end_h: float | None = typer.Option(None, "--to-h", help="window end, hours after the unit's first sample"),
+    time_format: str | None = TimeFormatOption,
+    strict: bool = StrictOption,
 ) -> None:
     """Rank each unit's sensors by what the biomass and growth-rate estimate loses without them."""
     from rich.table import Table
 
     from algaflow.cli.sensors import report_file, report_table
+    from algaflow.cli.table_input import SkippedRows
 
+    skipped = SkippedRows()
     try:
-        reports = report_file(telemetry, events, strain, unit, start_h, end_h)
+        reports = report_file(telemetry, events, strain, unit, start_h, end_h, skipped, time_format, strict)
     except (ValueError, KeyError) as error:
         _fail(str(error))
         return
+    if skipped.total:
+        console.print(f"[yellow]{skipped.summary()}[/yellow]")
     for name, rows in reports.items():
         table = report_table(rows)
         view = Table(title=f"{name}: sensors ranked by what the estimate loses without them")

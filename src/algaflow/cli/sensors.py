@@ -9,15 +9,18 @@ import pandas as pd
 
 from algaflow.catalog import load_strain
 from algaflow.cli.fuse import read_telemetry, unit_harvests, unit_readings, unit_recalibrations
+from algaflow.cli.table_input import SkippedRows
 from algaflow.fusion.sensor_information import SensorReportRow, sensor_report
 
 
 def report_file(telemetry_path: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
-                unit: str | None = None, start_h: float | None = None,
-                end_h: float | None = None) -> dict[str, list[SensorReportRow]]:  # fmt: skip
-    """Sensor report per unit over hours [start_h, end_h) from each unit's first sample."""
+                unit: str | None = None, start_h: float | None = None, end_h: float | None = None,
+                skipped: SkippedRows | None = None, time_format: str | None = None,
+                strict: bool = False) -> dict[str, list[SensorReportRow]]:  # fmt: skip
+    """Sensor report per unit over hours [start_h, end_h) from each unit's first sample; rows that cannot be
+    used are counted in ``skipped`` (``strict``: refused; cli.table_input)."""
     strain = load_strain(strain_name)
-    telemetry, events = read_telemetry(telemetry_path, events_path)
+    telemetry, events = read_telemetry(telemetry_path, events_path, skipped, time_format, strict)
     if unit is not None:
         if unit not in set(telemetry["unit_id"]):
             raise ValueError(f"unit {unit!r} is not in {telemetry_path}")

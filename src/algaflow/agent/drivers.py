@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS
-from algaflow.catalog.frames import EVENT_KINDS
+from algaflow.catalog.events import EVENT_KINDS
 
 log = logging.getLogger("algaflow.agent")
 Sample = tuple[datetime, dict[str, float], list[dict]]

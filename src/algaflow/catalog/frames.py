@@ -20,7 +20,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from algaflow.catalog.events import EVENT_KINDS, EventParamsError, check_params, events_json_schema
+from algaflow.catalog.events import EventParamsError, check_params, events_json_schema
 from algaflow.catalog.sensors import SENSORS
 
 GOOD, OUT_OF_RANGE = 0, 1  # reading quality flags as stored
@@ -81,13 +81,6 @@ class FrameEvent(BaseModel):
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
         return events_json_schema()  # one branch per kind, from the event table: what the validators accept
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        if kind not in EVENT_KINDS:
-            raise ValueError(f"unknown event kind {kind[:64]!r}; known kinds: {', '.join(EVENT_KINDS)}")
-        return kind
 
     @field_validator("time")
     @classmethod

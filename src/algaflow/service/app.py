@@ -25,6 +25,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import generate_latest
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route
@@ -34,11 +35,11 @@ import algaflow
 from algaflow.catalog import SENSORS, strain_names
 from algaflow.catalog.events import NO_NUL
 from algaflow.catalog.frames import RFC3339, Frame, FrameEvent, Time, UnitId
-from algaflow.service.auth import Principal, authenticate, issue_device_token, issue_user_token
+from algaflow.service.auth import MAX_LIFETIME_S, Principal, authenticate, issue_device_token, issue_user_token
 from algaflow.service.config import Settings
 from algaflow.service.events import EventRejectedError, record_event
 from algaflow.service.ingest import ForbiddenError, Ingestor
-from algaflow.service.metrics import CONTENT_TYPE, metrics_text, registry_for
+from algaflow.service.metrics import CONTENT_TYPE, registry_for
 from algaflow.store import UnknownUnitError
 from algaflow.store.base import to_time_us
 
@@ -135,7 +136,7 @@ class UnitRegistration(BaseModel):
 
 
 Lifetime = Annotated[
-    float | None, Field(gt=0, le=100 * 365 * 86400, strict=True, description="seconds (default: no expiry)")
+    float | None, Field(gt=0, le=MAX_LIFETIME_S, strict=True, description="seconds (default: no expiry)")
 ]
 
 
@@ -386,7 +387,7 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
                               "description": "Prometheus text format"}, **errors()})  # fmt: skip
     def metrics() -> Response:
         """The counters of ``/health`` in Prometheus' text format, for a scraper."""
-        return Response(metrics_text(registry), media_type=CONTENT_TYPE)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE)
 
     @app.post(f"{API}/frames", response_model=IngestAck, responses=errors(401, 403, 404, 422, 429))
     def post_frames(batch: FrameBatch, caller: Caller) -> IngestAck:

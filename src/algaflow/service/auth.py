@@ -27,6 +27,7 @@ ROLES = ("reader", "operator", "admin")
 DEVICE_PREFIX, USER_PREFIX = "afd_", "afu_"
 MOSQUITTO_ITERATIONS = 101  # mosquitto_passwd's default for $7$
 MOSQUITTO_SALT_BYTES = 12
+MAX_LIFETIME_S = 100 * 365 * 86400  # the longest a token may be issued for (expires_in_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +73,7 @@ def mosquitto_password_hash(password: str, salt: bytes | None = None, iterations
 def _expiry(expires_in_s: float | None) -> dict:
     if expires_in_s is None:
         return {}
-    if not 0 < expires_in_s <= 100 * 365 * 86400:
+    if not 0 < expires_in_s <= MAX_LIFETIME_S:
         raise ValueError(f"a token's lifetime must lie in (0, 100 years] (got {expires_in_s} s)")
     return {"expires_us": int((time.time() + expires_in_s) * 1e6)}
 

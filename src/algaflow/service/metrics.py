@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -52,10 +52,6 @@ class IngestCollector(Collector):
         yield CounterMetricFamily("algaflow_quarantined", "stored records the pipeline set aside", value=quarantined)
         yield GaugeMetricFamily("algaflow_uptime_seconds", "seconds since the service started",
                                 value=time.time() - self.ingestor.started)  # fmt: skip
-
-
-def metrics_text(registry: CollectorRegistry) -> bytes:
-    return generate_latest(registry)
 
 
 def registry_for(ingestor: Ingestor) -> CollectorRegistry:

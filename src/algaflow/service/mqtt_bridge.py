@@ -273,12 +273,3 @@ class MqttBridge:
                 counters.mqtt_by_unit[unit] = counters.mqtt_by_unit.get(unit, 0) + 1
         for unit, ranges in acknowledged.items():
             self.publish(unit, {"kind": "ack", "seqs": ranges})
-
-
-def __getattr__(name: str) -> Any:
-    """``EmbeddedBroker`` moved to :mod:`algaflow.service.broker` (imported on use: it needs amqtt)."""
-    if name == "EmbeddedBroker":
-        from algaflow.service.broker import EmbeddedBroker
-
-        return EmbeddedBroker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,7 +30,7 @@ import grpredict
 import numpy as np
 
 from algaflow.fusion.estimator import filter_informed_growth, sensor_growth_model
-from algaflow.fusion.expected_rate import ReactorGeometry
+from algaflow.fusion.expected_rate import CONDITION_SENSORS, ReactorGeometry
 from algaflow.fusion.growth import GrowthModel, dilution_before_samples, filter_growth
 from algaflow.sim.suites import NOISE_FAMILIES, PROFILES, SuiteCase, simulate_cases
 
@@ -38,7 +38,7 @@ WARMUP_SAMPLES = 30
 SETTLE_H = 3.0  # both estimators are scored from here on, past grpredict's start-up transient
 DILUTION_FLAG_SAMPLES = 5  # Pioreactor flags the updates just after a dosing event
 Z95 = 1.959964
-MODEL_SENSORS = ("par_surface", "temp_tube", "ph_tube", "do_tube", "nitrate")
+MODEL_SENSORS = tuple(sensors[0] for sensors in CONDITION_SENSORS.values())  # each condition's first choice
 SENSOR_PERIOD_S = {"nitrate": 600.0}  # the catalog's nitrate analyser period; the others at --period-s
 
 

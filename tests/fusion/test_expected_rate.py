@@ -1,8 +1,10 @@
 import numpy as np
 import pytest
 
-from algaflow.catalog import load_strain
+from algaflow.catalog import load_strain, sensors_with_role
 from algaflow.fusion.expected_rate import (
+    CONDITION_SENSORS,
+    MODEL_INPUT_SENSORS,
     ReactorGeometry,
     causal_reading,
     expected_growth_rate,
@@ -89,3 +91,10 @@ def test_implausible_and_missing_inputs_leave_the_model_rate_alone():
     dirty = model_rate_input(times, {"par_surface": (times, par), "temp_tube": (times, broken)},
                              np.full(times.size, 0.3), STRAIN, ReactorGeometry())  # fmt: skip
     np.testing.assert_allclose(np.cumsum(dirty), np.cumsum(clean), atol=1e-15)
+
+
+def test_each_condition_is_read_from_the_catalogs_sensors_the_lit_tube_first():
+    assert CONDITION_SENSORS == {"par": ("par_surface",), "temperature": ("temp_tube", "temp_tank"),
+                                 "ph": ("ph_tube", "ph_tank"), "dissolved_o2": ("do_tube", "do_tank"),
+                                 "nitrate": ("nitrate",)}  # fmt: skip
+    assert sorted(MODEL_INPUT_SENSORS) == sorted(sensors_with_role("condition"))

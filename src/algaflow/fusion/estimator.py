@@ -36,7 +36,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from algaflow.catalog import SENSORS, Strain
+from algaflow.catalog import SENSORS, Strain, sensors_with_role
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_biomass
 from algaflow.fusion.expected_rate import (
@@ -59,9 +59,9 @@ from algaflow.fusion.growth import (
 )
 from algaflow.fusion.growth_limit import GROWTH_MARGIN, outgrowing_onsets
 from algaflow.fusion.sensor_health import drifting_samples, stuck_samples
-from algaflow.fusion.timeline import held_values, last_sample_index
+from algaflow.fusion.timeline import held_values, last_sample_index, place_on_samples
 
-BIOMASS_SENSORS = ("od750", "od680", "turbidity_tank", "turbidity_tube")
+BIOMASS_SENSORS = sensors_with_role("biomass")  # in the catalog's order of preference
 SLOPE_TOLERANCE = 0.05  # relative calibration slope error allowed between two biomass sensors
 HOLD_H = 0.25  # the other sensor's last sample counts for this long (h)
 
@@ -129,15 +129,14 @@ def filter_informed_growth(times_h: np.ndarray, values: np.ndarray, dilution: np
 def dry_weight_at_samples(times_h: np.ndarray, readings: dict[str, np.ndarray],
                           sample_times_h: np.ndarray) -> np.ndarray:  # fmt: skip
     """The unit's manual dry weights (``readings["dry_weight"]`` at ``times_h``), each placed on the first chain
-    sample at or after it (NaN elsewhere; of several on one sample the last; one after the last sample is
-    left out)."""
-    placed = np.full(sample_times_h.size, np.nan)
+    sample at or after it (fusion.timeline.place_on_samples): NaN elsewhere; of several on one sample the last;
+    one after the last sample is left out."""
+    result = np.full(np.size(sample_times_h), np.nan)
     values = np.asarray(readings.get("dry_weight", np.full(np.size(times_h), np.nan)), dtype=float)
     taken = np.isfinite(values)
-    index = np.searchsorted(sample_times_h, np.asarray(times_h, dtype=float)[taken], side="left")
-    inside = index < sample_times_h.size
-    placed[index[inside]] = values[taken][inside]
-    return placed
+    index, placed = place_on_samples(np.asarray(times_h, dtype=float)[taken], sample_times_h)
+    result[index[placed]] = values[taken][placed]
+    return result
 
 
 @dataclass(slots=True)

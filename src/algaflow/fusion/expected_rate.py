@@ -25,21 +25,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from algaflow.catalog import SENSORS, Strain
+from algaflow.catalog import SENSORS, Strain, sensors_with_role
 from algaflow.fusion.sensor_health import trailing_median
 from algaflow.fusion.timeline import last_sample_index
 from algaflow.model.kinetics import cardinal_ph, cardinal_temperature, monod, oxygen_inhibition, respiration
 from algaflow.model.optics import average_growth_factor
 
 MEDIAN_SAMPLES = 5
-# condition → sensors that read it, preferred first (the lit compartment, where the cells grow)
+CONDITIONS = ("par", "temperature", "ph", "dissolved_o2", "nitrate")  # what expected_growth_rate reads
+# condition → the catalog's sensors that read it (role "condition"), preferred first (the lit compartment)
 CONDITION_SENSORS = {
-    "par": ("par_surface",),
-    "temperature": ("temp_tube", "temp_tank"),
-    "ph": ("ph_tube", "ph_tank"),
-    "dissolved_o2": ("do_tube", "do_tank"),
-    "nitrate": ("nitrate",),
+    condition: tuple(s for s in sensors_with_role("condition") if SENSORS[s].condition == condition)
+    for condition in CONDITIONS
 }
+if unread := {SENSORS[s].condition for s in sensors_with_role("condition")} - set(CONDITIONS):
+    raise ValueError(f"sensors.toml names conditions the model does not read: {', '.join(sorted(unread))}")
 MODEL_INPUT_SENSORS = tuple(s for group in CONDITION_SENSORS.values() for s in group)
 Samples = tuple[np.ndarray, np.ndarray]  # (times_h, values) of one sensor
 

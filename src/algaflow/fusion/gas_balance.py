@@ -39,13 +39,13 @@ import numpy as np
 from numba import njit
 from scipy.integrate import cumulative_trapezoid
 
-from algaflow.catalog import SENSORS
+from algaflow.catalog import SENSORS, sensors_with_role
 from algaflow.fusion.timeline import last_sample_index
 from algaflow.model.chemistry import equilibrium_constants
 from algaflow.model.gas import CO2_MOLAR_MASS_G, gas_molar_flow_mol_per_h
 
-GAS_SENSORS = ("co2_gas_in", "co2_gas_out", "air_flow")
-STORAGE_SENSORS = ("ph_tank", "dco2_tank", "temp_tank")  # DIC from pH and dCO2; temperature sets K1, K2
+GAS_SENSORS = sensors_with_role("gas")  # inlet and exhaust CO2, air flow: all needed
+STORAGE_SENSORS = sensors_with_role("storage")  # DIC from pH and dCO2; temperature sets K1, K2
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,7 @@ from algaflow.fusion.od_factor import (
     od_measurement_factor,
     od_update,
 )
+from algaflow.fusion.timeline import place_on_samples
 
 
 @njit(cache=True, error_model="numpy", fastmath=FAST_FINITE_SAFE)
@@ -564,14 +565,17 @@ class GrowthEstimates:
 
 def dilution_before_samples(sample_times_h: np.ndarray, harvest_times_h: np.ndarray,
                             harvest_fractions: np.ndarray) -> np.ndarray:
-    """Fraction removed just before each sample: a harvest at t_h acts on the first sample at or after t_h,
-    several between two samples combine as 1 − Π(1 − f)."""
+    """Fraction removed just before each sample: a harvest at t_h acts on the first sample at or after t_h
+    (fusion.timeline.place_on_samples; one after the last sample on none), several on one sample combine as
+    1 − Π(1 − f)."""
     sample_times_h = np.asarray(sample_times_h, dtype=float)
+    harvest_times_h = np.asarray(harvest_times_h, dtype=float)
+    harvest_fractions = np.asarray(harvest_fractions, dtype=float)
+    if harvest_times_h.shape != harvest_fractions.shape:
+        raise ValueError(f"{harvest_times_h.size} harvest times and {harvest_fractions.size} fractions")
     survival = np.ones(sample_times_h.size)
-    index = np.searchsorted(sample_times_h, np.asarray(harvest_times_h, dtype=float), side="left")
-    for k, fraction in zip(index, np.asarray(harvest_fractions, dtype=float), strict=True):
-        if k < sample_times_h.size:
-            survival[k] *= 1.0 - fraction
+    index, placed = place_on_samples(harvest_times_h, sample_times_h)
+    np.multiply.at(survival, index[placed], 1.0 - harvest_fractions[placed])  # in order, repeats compound
     return 1.0 - survival
 
 

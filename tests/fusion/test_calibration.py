@@ -8,12 +8,8 @@ from scipy import stats
 
 from algaflow.fusion.calibration import (
     NERNST_SLOPE_25C_MV,
-    BiomassCalibration,
     fit_biomass_calibration,
     fit_ph_calibration,
-    latest_calibration,
-    load_calibration,
-    save_calibration,
 )
 
 
@@ -100,20 +96,3 @@ def test_worn_electrode_and_bad_buffers_are_refused():
         fit_ph_calibration(np.array([7.0]), np.array([0.0]), 25)
     with pytest.raises(ValueError, match=r"0\.5 pH"):
         fit_ph_calibration(np.array([7.0, 7.1]), np.array([0.0, -6.0]), 25)
-
-
-def test_calibrations_are_stored_as_new_versions_and_read_back(tmp_path):
-    dry_weight, reading = _pairs()
-    first = fit_biomass_calibration(dry_weight, reading, "od750", "chlorella_vulgaris")
-    second = fit_biomass_calibration(dry_weight, reading * 1.05, "od750", "chlorella_vulgaris")
-    paths = [save_calibration(first, tmp_path), save_calibration(second, tmp_path)]
-    assert [p.name for p in paths] == ["od750__chlorella_vulgaris.v1.json", "od750__chlorella_vulgaris.v2.json"]
-    newest = load_calibration(latest_calibration(tmp_path, "od750__chlorella_vulgaris"))
-    assert isinstance(newest, BiomassCalibration) and newest.version == 2
-    assert newest.coefficients == pytest.approx(second.coefficients)
-    electrode = fit_ph_calibration(np.array([4.0, 7.0]), _nernst_mv(np.array([4.0, 7.0]), 25), 25)
-    stored = load_calibration(save_calibration(electrode, tmp_path))
-    assert stored.buffer_ph == electrode.buffer_ph and stored.version == 1
-    (tmp_path / "broken.v1.json").write_text("{not json")
-    with pytest.raises(ValueError, match="broken"):
-        load_calibration(tmp_path / "broken.v1.json")

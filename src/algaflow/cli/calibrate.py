@@ -1,4 +1,5 @@
-"""``algaflow calibrate``: paired samples in, a versioned calibration file out (fusion.calibration)."""
+"""``algaflow calibrate``: paired samples in (fits: fusion.calibration), a versioned calibration file out
+(service.calibrations)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from algaflow.fusion.calibration import (
     PH_SENSORS,
     fit_biomass_calibration,
     fit_ph_calibration,
-    save_calibration,
 )
+from algaflow.service.calibrations import save_calibration
 
 BIOMASS_COLUMNS = ("dry_weight_g_per_l", "reading")
 PH_COLUMNS = ("buffer_ph", "millivolts", "temperature_c")

@@ -340,7 +340,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
                   Input("export-parquet", "n_clicks"), State("unit-id", "data"), State("token", "data"),
                   prevent_initial_call=True)  # fmt: skip
     def export(_csv, _parquet, unit_id, token):
-        from algaflow.service.app import export_unit
+        from algaflow.service.export import export_unit
 
         if signed_in(token) is None:
             raise dash.exceptions.PreventUpdate

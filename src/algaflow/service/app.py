@@ -10,14 +10,12 @@ route can answer is in the OpenAPI document.
 """
 
 import contextlib
-import io
 import json
 import math
 import threading
 import time
-import zipfile
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import pandas as pd
@@ -38,6 +36,7 @@ from algaflow.catalog.frames import RFC3339, Frame, FrameEvent, Time, UnitId
 from algaflow.service.auth import MAX_LIFETIME_S, Principal, authenticate, issue_device_token, issue_user_token
 from algaflow.service.config import Settings
 from algaflow.service.events import EventRejectedError, record_event
+from algaflow.service.export import export_unit
 from algaflow.service.ingest import ForbiddenError, Ingestor
 from algaflow.service.metrics import CONTENT_TYPE, registry_for
 from algaflow.store import UnknownUnitError
@@ -491,43 +490,3 @@ def create_app(settings: Settings, ingestor: Ingestor) -> FastAPI:
                         headers={"Content-Disposition": f'attachment; filename="{unit_id}.zip"'})  # fmt: skip
 
     return app
-
-
-def export_unit(store, unit_id: str, start_us: int | None, end_us: int | None, file_format: str) -> bytes:
-    """A zip of the unit's telemetry (DESIGN.md §5 long format plus quality), events, estimates and decisions,
-    in Parquet or CSV, with ``manifest.json`` (unit metadata, range, row counts and SHA-256 of each file)."""
-    import hashlib
-
-    def timed(table: pd.DataFrame) -> pd.DataFrame:
-        table = table.copy()
-        table.insert(0, "time", pd.to_datetime(table.pop("time_us"), unit="us", utc=True))
-        table.insert(0, "unit_id", unit_id)
-        return table
-
-    telemetry = timed(store.readings(unit_id, start_us=start_us, end_us=end_us))
-    events = timed(store.events(unit_id, start_us, end_us))
-    events["params"] = events["params"].map(json.dumps)
-    decisions = timed(store.decisions(unit_id, start_us, end_us))
-    decisions["params"] = decisions["params"].map(json.dumps)
-    tables = {"telemetry": telemetry, "events": events, "estimates": timed(store.estimates(unit_id, start_us, end_us)),
-              "decisions": decisions}  # fmt: skip
-    buffer = io.BytesIO()
-    files = {}
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for name, table in tables.items():
-            data = io.BytesIO()
-            if file_format == "parquet":
-                table.to_parquet(data, index=False)
-            else:
-                table.to_csv(data, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
-            content = data.getvalue()
-            path = f"{name}.{file_format}"
-            archive.writestr(path, content)
-            files[path] = {"rows": len(table), "sha256": hashlib.sha256(content).hexdigest()}
-        manifest = {"unit_id": unit_id, "metadata": store.unit(unit_id) or {},
-                    "start": None if start_us is None else datetime.fromtimestamp(start_us / 1e6, UTC).isoformat(),
-                    "end": None if end_us is None else datetime.fromtimestamp(end_us / 1e6, UTC).isoformat(),
-                    "exported": datetime.now(UTC).isoformat(), "algaflow": algaflow.__version__,
-                    "format": file_format, "files": files}  # fmt: skip
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2))
-    return buffer.getvalue()

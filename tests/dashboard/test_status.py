@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from algaflow.control.decisions import Decision
 from algaflow.dashboard.status import (
     ACRE_OF_FOREST_T_CO2_PER_YEAR,
     AlarmBook,
@@ -16,7 +17,7 @@ from algaflow.dashboard.status import (
 )
 from algaflow.service.events import record_event
 from algaflow.service.pipeline import LivePipeline
-from algaflow.store import Decision, open_store
+from algaflow.store import open_store
 from algaflow.store.base import to_time_us
 from tests.service.test_pipeline import T0, culture_frames, feed
 

@@ -1,5 +1,5 @@
 """The OD factor in biomass coordinates against independent references: Gauss–Hermite quadrature and a Monte
-Carlo regression (the log-coordinate factor's sigma-point limit is in tests/fusion/test_linearisation.py)."""
+Carlo regression."""
 
 import numpy as np
 import pytest

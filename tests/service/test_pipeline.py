@@ -10,10 +10,12 @@ import pytest
 from algaflow.catalog import load_strain
 from algaflow.catalog.frames import Frame
 from algaflow.control.alarms import degas_threshold_mg_per_l
+from algaflow.control.decisions import DecisionPolicy
 from algaflow.control.harvest import HarvestPolicy
-from algaflow.fusion.calibration import fit_biomass_calibration, load_calibration, save_calibration
+from algaflow.fusion.calibration import fit_biomass_calibration
 from algaflow.fusion.estimator import sensor_growth_model
 from algaflow.fusion.growth import filter_growth
+from algaflow.service.calibrations import load_calibration, save_calibration
 from algaflow.service.config import PipelineSettings
 from algaflow.service.pipeline import STATE_NAME, LivePipeline
 from algaflow.store import ReadingBatch, StoredEvent, open_store
@@ -25,16 +27,17 @@ T0 = datetime.now(UTC) - timedelta(days=6)
 
 def culture_frames(unit: str, steps: int = 1200, seed: int = 0) -> list[Frame]:
     """Logistic growth read by od750 every 6 min, a 70 % harvest at step 700, DO rising past the degas
-    threshold from step 900."""
+    threshold from step 900; DO and temperature read with their catalog noise."""
     rng = np.random.default_rng(seed)
     hours = np.arange(steps) * 0.1
     biomass = 3.0 / (1.0 + 29.0 * np.exp(-0.06 * hours))
     biomass[700:] *= 0.3
     od = biomass * STRAIN.od750_per_g_per_l + rng.normal(0, 0.005, steps)
     threshold = degas_threshold_mg_per_l(STRAIN, 0.2)
-    do = np.where(np.arange(steps) >= 900, threshold * 1.2, threshold * 0.5)
+    do = np.where(np.arange(steps) >= 900, threshold * 1.2, threshold * 0.5) + rng.normal(0, 0.1, steps)
+    temperature = STRAIN.t_opt_c + rng.normal(0, 0.05, steps)
     return [Frame(unit_id=unit, time=T0 + timedelta(hours=float(h)), seq=k,
-                  readings={"od750": float(od[k]), "do_tank": float(do[k]), "temp_tank": STRAIN.t_opt_c},
+                  readings={"od750": float(od[k]), "do_tank": float(do[k]), "temp_tank": float(temperature[k])},
                   events=[{"kind": "harvest", "params": {"fraction": 0.7}}] if k == 700 else [])
             for k, h in enumerate(hours)]  # fmt: skip
 
@@ -68,8 +71,10 @@ def test_streamed_estimates_equal_the_batch_filter_and_decisions_follow_the_thre
     np.testing.assert_allclose(estimates.growth_rate_per_h, batch.growth_rate_per_h[0], rtol=1e-7, atol=1e-12)
     np.testing.assert_allclose(estimates.biomass_g_per_l, batch.biomass_g_per_l[0], rtol=1e-7)
     kinds = [(d.kind, round((d.time_us / 1e6 - T0.timestamp()) / 360)) for d in decisions]
-    assert ("degas_on", 900) in kinds
-    assert not any(kind.startswith("temperature") for kind, _ in kinds)
+    assert ("degas_on", 902) in kinds  # the third reading above: the median of five (control.decisions)
+    assert not any(kind.startswith(("temperature", "sensor")) for kind, _ in kinds)
+    # the harvest restarts the advice: no verdict before a light cycle after its transient
+    assert all(step >= 700 + 20 + 240 for kind, step in kinds if kind == "harvest_ready")
     # CO2 keeps what the harvest took away: it does not fall by 70 % at the harvest
     co2 = estimates.co2_captured_g.to_numpy()
     assert co2[710] > 0.9 * co2[690] > 0
@@ -200,8 +205,8 @@ def test_batch_size_changes_nothing(tmp_path):
         with open_store(tmp_path / f"chunk{chunk}.db") as store:
             store.register_unit("r1", {"strain": "chlorella_vulgaris", "volume_l": 80.0})
             pipeline = LivePipeline(store)
-            pipeline.harvest_policy = HarvestPolicy(growth_threshold_per_h=0.02, probability_on=0.6,
-                                                    probability_off=0.3)
+            pipeline.policy = DecisionPolicy(harvest=HarvestPolicy(growth_threshold_per_h=0.03, probability_on=0.6,
+                                                                   probability_off=0.3), day_h=12.0)  # fmt: skip
             decisions = feed(pipeline, frames, chunk=chunk)
             results.append(([(d.time_us, d.kind, d.reason) for d in decisions], store.estimates("r1")))
     (one, one_estimates), (many, many_estimates) = results

@@ -179,7 +179,7 @@ def test_ingest_is_whole_idempotent_and_logs_frames_in_arrival_order(store):
 
 
 def test_estimates_decisions_state_and_tokens_round_trip(store):
-    from algaflow.store import Decision
+    from algaflow.control.decisions import Decision
     from algaflow.store.base import ESTIMATE_COLUMNS
 
     table = pd.DataFrame({"time_us": [1, 2], "biomass_g_per_l": [0.5, 0.6], "biomass_sd": [0.01, 0.02],

@@ -8,22 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 
-from algaflow.catalog import SENSORS, load_strain
+from algaflow.catalog import SENSORS, load_strain, sensors_with_role
 from algaflow.cli.table_input import SkippedRows, checked_rows
-from algaflow.control.harvest import (
-    HarvestPolicy,
-    growth_stopped_probability,
-    harvest_ready,
-    hours_until_growth_stops,
-    recommended_fraction,
-)
-from algaflow.fusion.calibration import BiomassCalibration, load_calibration
-from algaflow.fusion.estimator import BIOMASS_SENSORS, estimate_unit, recalibrations_by_sensor
+from algaflow.control.decisions import Advice, DecisionPolicy, decide_unit
+from algaflow.control.harvest import HarvestPolicy, hours_until_growth_stops, recommended_fraction
+from algaflow.fusion.calibration import BiomassCalibration
+from algaflow.fusion.estimator import BIOMASS_SENSORS, UnitEstimates, estimate_unit, recalibrations_by_sensor
 from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry
 from algaflow.fusion.gas_balance import GAS_SENSORS, STORAGE_SENSORS
+from algaflow.fusion.growth import dilution_before_samples
+from algaflow.service.calibrations import load_calibration
 
 TELEMETRY_COLUMNS = ("unit_id", "time", "sensor", "value")
+HOUR_US = 3_600_000_000
 EVENT_COLUMNS = ("unit_id", "time", "kind", "params")
 
 
@@ -110,7 +109,7 @@ def unit_recalibrations(events: pd.DataFrame | None, unit: str, origin: pd.Times
         for time, params in zip(rows["time"], rows["params"], strict=True))
 
 
-LAB_SENSORS = ("dry_weight",)  # manual samples: factors on the biomass (fusion.estimator.dry_weight_at_samples)
+LAB_SENSORS = sensors_with_role("lab")  # manual samples; dry weights are factors on the biomass (dry_weight_at_samples)
 
 
 def event_dry_weights(events: pd.DataFrame | None) -> pd.DataFrame:
@@ -124,6 +123,17 @@ def event_dry_weights(events: pd.DataFrame | None) -> pd.DataFrame:
                           "sensor": "dry_weight", "value": pd.to_numeric(pd.Series(values, dtype=object),
                                                                          errors="coerce").to_numpy()})  # fmt: skip
     return table[table["value"].notna()]
+
+
+def harvest_advice(unit: str, strain, estimates: UnitEstimates, dilution: np.ndarray,
+                   policy: HarvestPolicy) -> Advice:  # fmt: skip
+    """The harvest advice at each estimate (control.decisions: daily net growth, transients after harvests),
+    as the live pipeline gives it."""
+    columns = np.column_stack([estimates.biomass_g_per_l, estimates.biomass_sd, estimates.growth_rate_per_h,
+                               estimates.growth_rate_sd, dilution])  # fmt: skip
+    time_us = np.round(estimates.times_h * HOUR_US).astype(np.int64)
+    _, advice = decide_unit(unit, strain, time_us, {}, columns, DecisionPolicy(harvest=policy))
+    return advice
 
 
 def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, strain_name: str = "chlorella_vulgaris",
@@ -167,18 +177,21 @@ def fuse_file(telemetry_path: Path, out: Path, events_path: Path | None = None, 
         origin = rows["time"].dropna().min()
         sample_times, times_h, readings = unit_readings(rows, origin)
         recalibrations = unit_recalibrations(events, unit, origin)
-        estimates = estimate_unit(times_h, readings, unit_harvests(events, unit, origin), strain, volume_l, smooth,
+        harvests = unit_harvests(events, unit, origin)
+        estimates = estimate_unit(times_h, readings, harvests, strain, volume_l, smooth,
                                   calibrations, reactor=reactor, recalibrations_h=recalibrations)  # fmt: skip
-        probability = growth_stopped_probability(estimates.growth_rate_per_h, estimates.growth_rate_sd,
-                                                 policy.growth_threshold_per_h)  # fmt: skip
-        ready = harvest_ready(probability[None], estimates.biomass_g_per_l[None], policy)[0]
+        dilution = dilution_before_samples(estimates.times_h, [t for t, _ in harvests], [f for _, f in harvests])
+        advice = harvest_advice(unit, strain, estimates, dilution, policy)
         index = np.searchsorted(times_h, estimates.times_h)
         frames.append(pd.DataFrame({
             "unit_id": unit, "time": sample_times[index],
             "biomass_g_per_l": estimates.biomass_g_per_l, "biomass_sd": estimates.biomass_sd,
             "growth_rate_per_h": estimates.growth_rate_per_h, "growth_rate_sd": estimates.growth_rate_sd,
-            "co2_captured_g": estimates.co2_captured_g, "harvest_ready": ready,
-            "co2_captured_sd": estimates.co2_captured_sd, "harvest_probability": probability,
+            "co2_captured_g": estimates.co2_captured_g, "harvest_ready": advice.ready,
+            "co2_captured_sd": estimates.co2_captured_sd,
+            "daily_growth_per_d": 24 * advice.daily_growth_per_h, "daily_growth_sd": 24 * advice.daily_growth_sd,
+            "harvest_probability": ndtr((policy.growth_threshold_per_h - advice.daily_growth_per_h)
+                                        / np.maximum(advice.daily_growth_sd, 1e-12)),
             "harvest_forecast_h": hours_until_growth_stops(estimates.times_h, estimates.growth_rate_per_h,
                                                            policy.growth_threshold_per_h),
             "harvest_fraction": recommended_fraction(estimates.biomass_g_per_l, estimates.growth_rate_per_h),

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.optimize import brentq
 
 from algaflow.catalog import Strain
 from algaflow.control.hysteresis import latch
@@ -62,3 +63,17 @@ def alarm_flags(loss: np.ndarray, previous: np.ndarray | bool, policy: AlarmPoli
 def degas_threshold_mg_per_l(strain: Strain, loss: float) -> float:
     """DO at which 1 − φ_O2 = loss: DO_max · loss^(1/n)."""
     return float(strain.do_max_mg_per_l * loss ** (1.0 / strain.do_exponent))
+
+
+def temperature_thresholds_c(strain: Strain, loss: float) -> tuple[float, float]:
+    """The temperatures below and above T_opt at which 1 − φ_T = ``loss`` (φ_T rises monotonically from T_min
+    to T_opt and falls to T_max, so the alarm's loss test is a test on the temperature itself)."""
+    if not 0.0 < loss < 1.0:
+        raise ValueError(f"loss must lie in (0, 1) (got {loss})")
+
+    def excess(temperature: float) -> float:
+        return float(temperature_growth_loss(np.array(temperature), strain)) - loss
+
+    low = brentq(excess, strain.t_min_c, strain.t_opt_c)
+    high = brentq(excess, strain.t_opt_c, strain.t_max_c)
+    return float(low), float(high)

@@ -163,6 +163,21 @@ class OnlineGrowthFilter:
         self.rejected[index] = 0.0
         self.pre_start[index] = (np.nan, 0.0, 0.0)
 
+    def unit_state(self, index: int) -> list[float]:
+        """Unit ``index``'s chain (posterior, clock, rejected run, pre-start) as a flat list, to go back to it
+        with :meth:`set_unit_state` (a late sample: fixed-lag re-filtering from a saved point)."""
+        return np.concatenate([getattr(self, name)[index].ravel() for name in self.STATE_ARRAYS[1:]]).tolist()
+
+    def set_unit_state(self, index: int, flat: list[float]) -> None:
+        """Put unit ``index``'s chain back to what :meth:`unit_state` gave (its factor stays)."""
+        flat = np.asarray(flat, dtype=float)
+        sizes = [getattr(self, name)[index].size for name in self.STATE_ARRAYS[1:]]
+        if flat.size != sum(sizes):
+            raise ValueError(f"a unit state has {sum(sizes)} numbers, not {flat.size}")
+        for name, part in zip(self.STATE_ARRAYS[1:], np.split(flat, np.cumsum(sizes)[:-1]), strict=True):
+            array = getattr(self, name)
+            array[index] = part.reshape(array[index].shape)
+
     def state(self) -> dict[str, np.ndarray]:
         """Everything needed to resume (copies), with the layout's version (:data:`STATE_FORMAT`)."""
         return {name: getattr(self, name).copy() for name in self.STATE_ARRAYS} | {

@@ -74,6 +74,7 @@ class PipelineSettings(_Section):
     alarm_loss_off: float = Field(0.1, gt=0, lt=1)
     calibrations: str | None = None  # folder of `algaflow calibrate --store` files (default: beside a SQLite store)
     max_backlog_readings: int = Field(500_000, gt=0)  # readings waiting for the pipeline before ingest waits too
+    late_sample_lag_h: float = Field(72.0, gt=0, le=24 * 30)  # how late a dry weight may come and still count live
 
 
 class LakeSettings(_Section):

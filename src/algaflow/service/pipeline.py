@@ -13,9 +13,10 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   last processed sample, as lab results do) makes the unit's chain start afresh and replay its stored record
   with it, rewriting its estimates; decisions already taken stand, later ones follow the corrected chain;
 - CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
-- decisions, on each change of a flag: ``harvest_ready`` / ``harvest_clear`` (control.harvest: P(μ < θ)
-  with hysteresis), ``degas_on`` / ``degas_off`` (control.alarms on the highest DO reading),
-  ``temperature_alarm`` / ``temperature_ok`` (control.alarms on the tank or tube temperature).
+- decisions: control.decisions.decide on every new row of every unit of the batch at once (its state arrays
+  beside the chains): harvest advice on the daily net growth, DO and temperature alarms on robust readings,
+  sensor faults (stuck, silent, out of range); the pipeline only moves data (store → chain → decide → store
+  and publish).
 
 Frames of a unit at or before the last time it processed are stored but not processed again (resends,
 replays). A stored record the pipeline cannot use (an event its kind's table refuses, a reading that is not
@@ -25,7 +26,7 @@ quarantined (service.quarantine): kept, listed for an admin, skipped; nothing st
 Work is bounded: ``submit`` blocks while ``max_backlog_readings`` readings wait (one batch is always
 admitted), so ingest acknowledges later instead of growing memory (back-pressure).
 
-The state (the chains' arrays and the per-unit totals) is checkpointed in the store every
+The state (the chains' and the decisions' arrays and the per-unit totals) is checkpointed in the store every
 ``checkpoint_every_s``; after a restart the pipeline loads it and replays from the store what each unit
 received after its checkpointed time, so the state is as if the service had never stopped.
 """
@@ -50,24 +51,24 @@ import pandas as pd
 from algaflow.catalog import SENSORS, load_strain
 from algaflow.catalog.events import EventParamsError, check_params
 from algaflow.catalog.frames import EARLIEST, FUTURE_SLACK, GOOD
-from algaflow.control.alarms import AlarmPolicy, alarm_flags, oxygen_growth_loss, temperature_growth_loss
-from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready, recommended_fraction
-from algaflow.fusion.calibration import BiomassCalibration, latest_biomass_calibration, load_biomass_calibration
+from algaflow.control.alarms import AlarmPolicy
+from algaflow.control.decisions import SENSOR_NAMES, Decision, DecisionPolicy, DecisionRows, DecisionState, decide
+from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
+from algaflow.fusion.timeline import place_on_samples
+from algaflow.service.calibrations import latest_biomass_calibration, load_biomass_calibration
 from algaflow.service.config import PipelineSettings
 from algaflow.service.quarantine import Quarantine
-from algaflow.store import Decision, ReadingBatch, Store, StoredEvent
+from algaflow.store import ReadingBatch, Store, StoredEvent
 from algaflow.store.base import ESTIMATE_COLUMNS, to_time_us
 
 log = logging.getLogger("algaflow.pipeline")
 strain_of = functools.cache(load_strain)
 _load_curve = functools.lru_cache(maxsize=256)(load_biomass_calibration)  # stored versions never change
 HOUR_US = 3_600_000_000
-DO_SENSORS = ("do_tank", "do_tube")
-TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
-WATCHED = (*BIOMASS_SENSORS, *DO_SENSORS, *TEMPERATURE_SENSORS)
+WATCHED = SENSOR_NAMES  # every catalog sensor: the biomass chain's, and the rest for alarms and sensor faults
 DILUTING_EVENTS = ("harvest", "dilution")
 DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
 EARLIEST_US = to_time_us(EARLIEST)
@@ -80,16 +81,18 @@ def now_us() -> int:
 
 def place_pending(pending: list[tuple[int, float]],
                   sample_times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:  # fmt: skip
-    """Each pending (time, value) on the first sample at or after its time: the samples' indices and the
-    values, in the pending order, and those after the last sample, which stay pending."""
+    """Each pending (time, value) on the first sample at or after its time (fusion.timeline.place_on_samples):
+    the samples' indices and the values, in the pending order, and those after the last sample, which stay
+    pending."""
     times = np.array([at for at, _ in pending], dtype=np.int64)
     values = np.array([value for _, value in pending], dtype=float)
-    index = np.searchsorted(sample_times_us, times, side="left")
-    placed = index < sample_times_us.size
+    index, placed = place_on_samples(times, sample_times_us)
     return index[placed], values[placed], [item for item, now in zip(pending, placed, strict=True) if not now]
 
 
 STATE_NAME = "live_pipeline"
+SNAPSHOT_EVERY_US = HOUR_US  # a saved point of each unit's chain an hour
+PIPELINE_FORMAT = 2  # 2: decisions in control.decisions' state arrays
 DEFAULT_VOLUME_L = 80.0
 
 
@@ -108,12 +111,26 @@ class UnitTrack:
     last_biomass: tuple[float, float] | None = None
     harvested: float = 0.0  # Σ f X(t_h⁻), g/L
     harvested_variance: float = 0.0
-    best_productivity: float = -np.inf  # highest μ X so far, and the X where it was (recommended fraction)
-    best_biomass: float = np.nan
-    harvest_ready: bool = False
-    degas: bool = False
-    temperature_alarm: bool = False
     calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
+    decisions: int = -1  # index in the DecisionState
+    # Saved points of the chain and totals, one an hour over the last ``late_sample_lag_h`` (module doc).
+    snapshots: list[dict] = field(default_factory=list)
+
+    def snapshot(self, chain: list[float]) -> dict:
+        return {"time_us": self.last_time_us, "chain": chain, "initial": self.initial,
+                "last_biomass": self.last_biomass, "harvested": self.harvested,
+                "harvested_variance": self.harvested_variance, "pending_dilution": list(self.pending_dilution),
+                "pending_dry_weight": list(self.pending_dry_weight)}  # fmt: skip
+
+    def go_back(self, snapshot: dict) -> None:
+        """The totals as they were at ``snapshot`` (the chain is put back by the caller)."""
+        self.last_time_us = int(snapshot["time_us"])
+        self.initial = None if snapshot["initial"] is None else tuple(snapshot["initial"])
+        self.last_biomass = None if snapshot["last_biomass"] is None else tuple(snapshot["last_biomass"])
+        self.harvested, self.harvested_variance = snapshot["harvested"], snapshot["harvested_variance"]
+        self.pending_dilution = [tuple(p) for p in snapshot["pending_dilution"]]
+        self.pending_dry_weight = [tuple(p) for p in snapshot["pending_dry_weight"]]
+        self.snapshots = [s for s in self.snapshots if s["time_us"] <= snapshot["time_us"]]
 
 
 def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -151,9 +168,10 @@ class LivePipeline:
         self.calibrations = calibrations
         self.settings = settings or PipelineSettings()
         self.publish = publish
-        self.harvest_policy = HarvestPolicy()
-        self.alarm_policy = AlarmPolicy(self.settings.alarm_loss_on, self.settings.alarm_loss_off)
+        self.policy = DecisionPolicy(alarms=AlarmPolicy(self.settings.alarm_loss_on, self.settings.alarm_loss_off))
         self.chains = OnlineGrowthFilter()
+        self.decisions = DecisionState.empty(self.policy)
+        self._decided: list[tuple[str, object]] = []  # by decision index: the unit and its strain
         self.tracks: dict[str, UnitTrack] = {}
         self._metadata: dict[str, dict] = {}  # the store's units, as last read
         self._lock = threading.Lock()
@@ -164,7 +182,7 @@ class LivePipeline:
         self._room = threading.Condition()
         self.queued_readings = 0  # readings submitted and not yet processed (bounded: module doc)
         self.restoring = False
-        self._late_dry_weight: set[str] = set()  # units whose chain replays after this batch
+        self._late: dict[str, int] = {}  # unit → the earliest late dry weight of this batch (µs)
         self._replaying = False
         self._worker: threading.Thread | None = None
 
@@ -256,6 +274,9 @@ class LivePipeline:
             if declared:
                 track.sensor = declared[0]
             self.tracks[unit_id] = track
+        if track.decisions < 0 or track.decisions >= len(self._decided):
+            track.decisions = self.decisions.add_unit(strain_of(track.strain), self.policy)
+            self._decided.append((unit_id, strain_of(track.strain)))
         if track.index < 0:
             if track.sensor is None:
                 seen = [s for s in BIOMASS_SENSORS if s in sensors_seen]
@@ -339,9 +360,9 @@ class LivePipeline:
             decisions, estimates = self._process(readings, events)
             if estimates:
                 self.store.write_estimates(pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS]))
-            for unit_id in sorted(self._late_dry_weight):
-                self._replay_unit(unit_id)
-            self._late_dry_weight.clear()
+            for unit_id, time_us in sorted(self._late.items()):
+                self._absorb_late(unit_id, time_us)
+            self._late.clear()
             self.store.write_decisions(decisions)
             if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_every_s:
                 self._checkpoint()
@@ -368,7 +389,7 @@ class LivePipeline:
                 if event.time_us > track.last_time_us:
                     track.pending_dry_weight.append((int(event.time_us), float(event.params["g_per_l"])))
                 elif not self._replaying:
-                    self._late_dry_weight.add(event.unit_id)
+                    self._late[event.unit_id] = min(self._late.get(event.unit_id, event.time_us), event.time_us)
         if len(readings) == 0:
             return [], []
         raw_values, good_values, units, times = watched_table(readings)
@@ -409,22 +430,51 @@ class LivePipeline:
             mean, cov, _ = self.chains.update(np.concatenate(sample_chains), times[all_rows] / HOUR_US,
                                               np.concatenate(sample_values), dilution,
                                               np.concatenate(sample_dry_weights), DRY_WEIGHT_SD)  # fmt: skip
-        do_columns = [column[s] for s in DO_SENSORS]
-        temperature_columns = [column[s] for s in TEMPERATURE_SENSORS]
         decisions: list[Decision] = []
         estimates: list[tuple] = []
-        for unit_id, track, first, end, sampled in segments:
-            strain = strain_of(track.strain)
-            unit_decisions = self._alarms(unit_id, track, times[first:end], good_values[first:end, do_columns],
-                                          good_values[first:end, temperature_columns], strain)  # fmt: skip
+        table = np.zeros((samples, 5))  # the decisions' estimate columns at the chain's samples
+        started = np.zeros(samples, dtype=bool)
+        unit_estimates: list[tuple[str, dict[str, np.ndarray], slice]] = []
+        for unit_id, track, _, _, sampled in segments:
             if sampled.stop > sampled.start:
-                unit_estimates = self._estimates(track, times[all_rows[sampled]], mean[sampled], cov[sampled],
-                                                 dilution[sampled], strain)  # fmt: skip
-                if unit_estimates is not None:
-                    estimates += [(unit_id, *row) for row in zip(*unit_estimates.values(), strict=True)]
-                    unit_decisions += self._harvest(unit_id, track, unit_estimates)
-            unit_decisions.sort(key=lambda decision: decision.time_us)  # stable: alarms before harvest advice
-            decisions += unit_decisions
+                columns = self._estimates(track, times[all_rows[sampled]], mean[sampled], cov[sampled],
+                                          dilution[sampled], strain_of(track.strain))  # fmt: skip
+                if columns is not None:
+                    on = sampled.start + np.flatnonzero(~np.isnan(mean[sampled, 0]))
+                    started[on] = True
+                    table[on] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
+                                                 columns["growth_rate_per_h"], columns["growth_rate_sd"], dilution[on]])
+                    unit_estimates.append((unit_id, columns, sampled))
+        # Decisions for every unit of the batch at once (control.decisions), on all its new rows.
+        new_rows = (np.concatenate([np.arange(first, end) for _, _, first, end, _ in segments]) if segments
+                    else np.empty(0, dtype=np.int64))  # fmt: skip
+        row_estimates = np.full((new_rows.size, 5), np.nan)
+        if samples:
+            position = np.searchsorted(new_rows, all_rows)  # both ascending
+            row_estimates[position[started]] = table[started]
+        decision_units = np.concatenate([np.full(end - first, track.decisions) for _, track, first, end, _ in segments]
+                                        ) if segments else np.empty(0, dtype=np.int64)  # fmt: skip
+        if self._replaying:  # going back for a late sample: the decisions taken stand (see _absorb_late)
+            ready = np.zeros(new_rows.size, dtype=bool)
+        else:
+            rows = DecisionRows(decision_units, times[new_rows], good_values[new_rows], row_estimates)
+            decided, self.decisions, advice = decide(self.decisions, self.policy, rows,
+                                                     [u for u, _ in self._decided],
+                                                     [strain for _, strain in self._decided])  # fmt: skip
+            decisions += decided
+            ready = advice.ready
+        lag_us = self.settings.late_sample_lag_h * HOUR_US
+        for _, track, _, _, sampled in segments:
+            if sampled.stop > sampled.start and (not track.snapshots or track.last_time_us
+                                                 - track.snapshots[-1]["time_us"] >= SNAPSHOT_EVERY_US):  # fmt: skip
+                track.snapshots.append(track.snapshot(self.chains.unit_state(track.index)))
+                while track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
+                    track.snapshots.pop(0)
+        if samples:
+            ready_at_samples = ready[position]
+            for unit_id, columns, sampled in unit_estimates:
+                columns["harvest_ready"] = ready_at_samples[sampled][started[sampled]]
+                estimates += [(unit_id, *row) for row in zip(*columns.values(), strict=True)]
         return decisions, estimates
 
     @staticmethod
@@ -472,98 +522,54 @@ class LivePipeline:
                                       harvested, harvested_variance, track.volume_l,
                                       strain.carbon_fraction)  # fmt: skip
         rate, rate_sd = columns["growth_rate_per_h"], columns["growth_rate_sd"]
-        probability = growth_stopped_probability(rate, rate_sd, self.harvest_policy.growth_threshold_per_h)
-        ready = harvest_ready(probability[None, :], biomass[None, :], self.harvest_policy,
-                              np.array([track.harvest_ready]))[0]  # fmt: skip
         return {"time_us": times_us[started], "biomass_g_per_l": biomass, "biomass_sd": biomass_sd,
-                "growth_rate_per_h": rate, "growth_rate_sd": rate_sd, "co2_captured_g": co2, "co2_captured_sd": co2_sd,
-                "harvest_ready": ready}  # fmt: skip
+                "growth_rate_per_h": rate, "growth_rate_sd": rate_sd, "co2_captured_g": co2,
+                "co2_captured_sd": co2_sd}  # fmt: skip
 
-    def _harvest(self, unit_id: str, track: UnitTrack, estimates: dict[str, np.ndarray]) -> list[Decision]:
-        """A decision at each change of the harvest_ready flag; the best productivity μ X so far (and its X, for
-        the recommended fraction) moves on sample by sample."""
-        decisions = []
-        previous = track.harvest_ready
-        for time_us, biomass, rate, rate_sd, ready in zip(
-                estimates["time_us"].tolist(), estimates["biomass_g_per_l"].tolist(),
-                estimates["growth_rate_per_h"].tolist(), estimates["growth_rate_sd"].tolist(),
-                estimates["harvest_ready"].tolist(), strict=True):  # fmt: skip
-            if rate * biomass > track.best_productivity:
-                track.best_productivity, track.best_biomass = rate * biomass, biomass
-            if ready == previous:
-                continue
-            previous = ready
-            if not ready:
-                decisions.append(Decision(unit_id, time_us, "harvest_clear", f"growth rate {rate:.4f} ± {rate_sd:.4f} "
-                                          "1/h is back above the harvest threshold", {"growth_rate_per_h": rate}))
-                continue
-            fraction = float(recommended_fraction(np.array([track.best_biomass, biomass]),
-                                                  np.array([track.best_productivity / track.best_biomass, rate]))[-1])
-            fraction = fraction if fraction > 0.0 else self.harvest_policy.fraction
-            decisions.append(Decision(unit_id, time_us, "harvest_ready",
-                                      f"growth has stopped: μ = {rate:.4f} ± {rate_sd:.4f} 1/h at {biomass:.2f} g/L",
-                                      {"fraction": round(fraction, 3), "biomass_g_per_l": biomass,
-                                       "growth_rate_per_h": rate}))  # fmt: skip
-        track.harvest_ready = previous
-        return decisions
-
-    def _alarms(self, unit_id: str, track: UnitTrack, times_us: np.ndarray, do_values: np.ndarray,
-                temperatures: np.ndarray, strain) -> list[Decision]:  # fmt: skip
-        """A decision at each change of the degas flag (the highest DO reading of a row) and of the temperature
-        alarm (the temperature reading that costs the most growth); rows without a reading keep the flag."""
-        decisions = []
-        do = np.fmax.reduce(do_values, axis=1)  # NaN only where the row has no DO reading
-        loss = oxygen_growth_loss(do, strain)
-        degas = alarm_flags(loss, track.degas, self.alarm_policy)
-        for k in np.flatnonzero(degas != np.r_[track.degas, degas[:-1]]).tolist():
-            kind = "degas_on" if degas[k] else "degas_off"
-            decisions.append(Decision(unit_id, int(times_us[k]), kind, f"dissolved O2 {do[k]:.1f} mg/L costs "
-                                      f"{loss[k]:.0%} of growth", {"do_mg_per_l": float(do[k]),
-                                                                   "growth_loss": float(loss[k])}))  # fmt: skip
-        track.degas = bool(degas[-1])
-        losses = temperature_growth_loss(temperatures, strain)
-        worst = np.where(np.isnan(losses), -np.inf, losses).argmax(axis=1)
-        rows = np.arange(worst.size)
-        loss, temperature = losses[rows, worst], temperatures[rows, worst]  # NaN where the row has none
-        alarm = alarm_flags(loss, track.temperature_alarm, self.alarm_policy)
-        for k in np.flatnonzero(alarm != np.r_[track.temperature_alarm, alarm[:-1]]).tolist():
-            kind = "temperature_alarm" if alarm[k] else "temperature_ok"
-            decisions.append(Decision(unit_id, int(times_us[k]), kind, f"temperature {temperature[k]:.1f} °C costs "
-                                      f"{loss[k]:.0%} of growth (optimum {strain.t_opt_c:.0f} °C)",
-                                      {"temperature_c": float(temperature[k]), "growth_loss": float(loss[k])}))
-        track.temperature_alarm = bool(alarm[-1])
-        return decisions
-
-    def _replay_unit(self, unit_id: str) -> None:
-        """Start the unit's chain afresh and run its stored record through it again (its readings and events,
-        a late dry weight among them), rewriting its estimates; the decisions of the replay are not stored
-        (those taken stand), the unit's flags are left as the replay ends."""
+    def _absorb_late(self, unit_id: str, time_us: int) -> None:
+        """A dry weight at ``time_us`` that came after the unit's chain had passed it (module doc): the chain and
+        totals go back to the last saved point before it and re-filter the unit's stored biomass readings and
+        events since, rewriting those estimates (the harvest advice stored with them stands); one older than
+        every saved point (``late_sample_lag_h``) is quarantined."""
         track = self.tracks.get(unit_id)
         if track is None or track.index < 0:
             return
-        self.chains.reset_unit(track.index)
-        self.tracks[unit_id] = UnitTrack(index=track.index, sensor=track.sensor, strain=track.strain,
-                                         volume_l=track.volume_l, calibration=track.calibration)  # fmt: skip
-        batch = stored_batch(unit_id, self.store.readings(unit_id, list(WATCHED)))
-        events = stored_events(unit_id, self.store.events(unit_id))
+        before = [snapshot for snapshot in track.snapshots if snapshot["time_us"] < time_us]
+        if not before:
+            lag_h = self.settings.late_sample_lag_h
+            self.quarantine.add(unit_id, "event", "dry_weight_sample", time_us, "a dry weight older than the "
+                                f"pipeline's lag ([pipeline] late_sample_lag_h = {lag_h:g} h): not used live; "
+                                "`algaflow fuse` on an export uses it")  # fmt: skip
+            return
+        snapshot, end_us = before[-1], track.last_time_us
+        self.chains.set_unit_state(track.index, snapshot["chain"])
+        track.go_back(snapshot)
+        start_us = track.last_time_us + 1
+        readings = stored_batch(unit_id, self.store.readings(unit_id, [track.sensor], start_us=start_us,
+                                                             end_us=end_us + 1))  # fmt: skip
+        events = stored_events(unit_id, self.store.events(unit_id, start_us=start_us))
         self._replaying = True
         try:
-            _, estimates = self._process(batch, events)
+            _, estimates = self._process(readings, events)
         finally:
             self._replaying = False
+        track.last_time_us = max(track.last_time_us, end_us)
         if estimates:
-            self.store.write_estimates(pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS]))
-        log.info("unit %s: a late dry weight; its chain replayed %d readings", unit_id, len(batch))
+            table = pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS])
+            stored = self.store.estimates(unit_id, start_us=start_us, end_us=end_us + 1)
+            advice = dict(zip(stored.time_us.tolist(), stored.harvest_ready.tolist(), strict=True))
+            table["harvest_ready"] = [bool(advice.get(t, False)) for t in table.time_us.tolist()]
+            self.store.write_estimates(table)
+        log.info("unit %s: a late dry weight; its chain went back %.1f h and re-filtered %d readings", unit_id,
+                 (end_us - start_us) / HOUR_US, len(readings))  # fmt: skip
 
     # ---- state ------------------------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
         buffer = io.BytesIO()
         tracks = {unit: asdict(track) for unit, track in self.tracks.items()}
-        for track in tracks.values():
-            track["best_productivity"] = float(track["best_productivity"]) if np.isfinite(
-                track["best_productivity"]) else None  # fmt: skip
-            track["best_biomass"] = None if np.isnan(track["best_biomass"]) else track["best_biomass"]
-        np.savez(buffer, tracks=np.frombuffer(json.dumps(tracks).encode(), dtype=np.uint8), **self.chains.state())
+        decisions = {f"decisions_{name}": values for name, values in self.decisions.arrays().items()}
+        np.savez(buffer, tracks=np.frombuffer(json.dumps(tracks).encode(), dtype=np.uint8),
+                 pipeline_format=np.array([PIPELINE_FORMAT]), **self.chains.state(), **decisions)  # fmt: skip
         self.store.save_state(STATE_NAME, buffer.getvalue())
         self._last_checkpoint = time.monotonic()
 
@@ -572,26 +578,31 @@ class LivePipeline:
         with self._lock:
             self._checkpoint()
 
-    def _load_state(self, blob: bytes) -> tuple[OnlineGrowthFilter, dict[str, UnitTrack]] | None:
-        """The chains and tracks of a saved state; None for an older format (then everything is replayed)."""
+    def _load_state(self, blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str, UnitTrack]] | None:
+        """The chains, decision state and tracks of a saved state; None for an older layout (then everything is
+        replayed)."""
         with np.load(io.BytesIO(blob)) as saved:
             try:
-                chains = OnlineGrowthFilter.from_state({name: saved[name] for name in saved.files if name != "tracks"})
+                names = (*OnlineGrowthFilter.STATE_ARRAYS, "format")
+                chains = OnlineGrowthFilter.from_state({name: saved[name] for name in names if name in saved.files})
             except StateFormatError as error:
                 log.warning("pipeline checkpoint not used (%s): replaying every stored reading", error)
                 return None
+            if "pipeline_format" not in saved.files or int(saved["pipeline_format"][0]) != PIPELINE_FORMAT:
+                log.warning("pipeline checkpoint of an older layout (decisions beside the chains) not used: "
+                            "replaying every stored reading")
+                return None
+            decisions = DecisionState.from_arrays({name.removeprefix("decisions_"): saved[name]
+                                                   for name in saved.files if name.startswith("decisions_")})
             saved_tracks = json.loads(saved["tracks"].tobytes().decode())
         tracks = {}
         for unit, values in saved_tracks.items():
             values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
-            values["pending_dry_weight"] = [tuple(p) for p in values.get("pending_dry_weight", [])]
+            values["pending_dry_weight"] = [tuple(p) for p in values["pending_dry_weight"]]
             values["initial"] = None if values["initial"] is None else tuple(values["initial"])
             values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
-            values["best_productivity"] = (-np.inf if values["best_productivity"] is None
-                                           else values["best_productivity"])  # fmt: skip
-            values["best_biomass"] = np.nan if values["best_biomass"] is None else values["best_biomass"]
             tracks[unit] = UnitTrack(**values)
-        return chains, tracks
+        return chains, decisions, tracks
 
     def restore(self) -> int:
         """Load the last checkpoint and replay what the store received after it; returns the readings replayed.
@@ -614,7 +625,10 @@ class LivePipeline:
                     self.quarantine.add("", "state", STATE_NAME, 0, f"the saved pipeline state cannot be loaded "
                                         f"({type(error).__name__}: {error}); every stored reading is replayed")
                 if loaded is not None:
-                    self.chains, self.tracks = loaded
+                    self.chains, self.decisions, self.tracks = loaded
+                    by_index = sorted((track.decisions, unit) for unit, track in self.tracks.items()
+                                      if track.decisions >= 0)  # fmt: skip
+                    self._decided = [(unit, strain_of(self.tracks[unit].strain)) for _, unit in by_index]
         replayed = 0
         for unit_id in self.store.units():
             try:

@@ -11,7 +11,6 @@ from os import PathLike
 from urllib.parse import urlsplit
 
 from algaflow.store.base import (
-    Decision,
     Ingested,
     ReadingBatch,
     Store,
@@ -51,5 +50,5 @@ def open_store(url: str | PathLike) -> Store:
     return BACKENDS[scheme](url)
 
 
-__all__ = ["BACKENDS", "Decision", "Ingested", "ReadingBatch", "Store", "StoredEvent", "UnknownUnitError",
+__all__ = ["BACKENDS", "Ingested", "ReadingBatch", "Store", "StoredEvent", "UnknownUnitError",
            "events_of_frames", "open_store"]  # fmt: skip

@@ -22,12 +22,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from algaflow.catalog import SENSORS
 from algaflow.catalog.frames import Frame
+
+if TYPE_CHECKING:
+    from algaflow.control.decisions import Decision
 
 MINUTE_US = 60_000_000
 DAY_US = 86_400_000_000
@@ -98,17 +102,6 @@ def events_of_frames(frames: Iterable[Frame]) -> list[StoredEvent]:
     """The events carried by ``frames`` (an event without its own time takes the frame's)."""
     return [StoredEvent(frame.unit_id, to_time_us(event.time or frame.time), event.kind, dict(event.params))
             for frame in frames for event in frame.events]  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """An advice or command derived from estimates (DESIGN.md §1), with its reason."""
-
-    unit_id: str
-    time_us: int
-    kind: str
-    reason: str
-    params: dict
 
 
 @dataclass(slots=True)
@@ -289,6 +282,6 @@ def check_sensors(sensors: Sequence[str] | None) -> list[str] | None:
 
 
 __all__ = ["DAY_COLUMNS", "DAY_US", "DECISION_COLUMNS", "DOWNSAMPLED_COLUMNS", "ESTIMATE_COLUMNS",
-           "EVENT_COLUMNS", "FRAME_COLUMNS", "MINUTE_US", "READING_COLUMNS", "Decision", "IngestBatch", "Ingested",
+           "EVENT_COLUMNS", "FRAME_COLUMNS", "MINUTE_US", "READING_COLUMNS", "IngestBatch", "Ingested",
            "ReadingBatch", "Store", "StoredEvent", "UnknownUnitError", "check_every_s", "check_sensors",
            "day_floor_sql", "downsample_source", "events_of_frames", "time_window", "to_time_us"]  # fmt: skip

@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import numpy as np
@@ -31,7 +31,6 @@ from algaflow.store.base import (
     FRAME_COLUMNS,
     MINUTE_US,
     READING_COLUMNS,
-    Decision,
     IngestBatch,
     Ingested,
     ReadingBatch,
@@ -44,6 +43,9 @@ from algaflow.store.base import (
     downsample_source,
     time_window,
 )
+
+if TYPE_CHECKING:
+    from algaflow.control.decisions import Decision
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (unit_id text PRIMARY KEY, metadata jsonb NOT NULL);

@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,6 @@ from algaflow.store.base import (
     FRAME_COLUMNS,
     MINUTE_US,
     READING_COLUMNS,
-    Decision,
     IngestBatch,
     Ingested,
     ReadingBatch,
@@ -48,6 +48,9 @@ from algaflow.store.base import (
     downsample_source,
     time_window,
 )
+
+if TYPE_CHECKING:
+    from algaflow.control.decisions import Decision
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (unit_id TEXT PRIMARY KEY, metadata TEXT NOT NULL) WITHOUT ROWID;

@@ -214,3 +214,30 @@ def test_batch_size_changes_nothing(tmp_path):
     assert {"temperature_alarm", "temperature_ok", "degas_on", "harvest_ready", "harvest_clear"} <= kinds
     assert one == many
     pd.testing.assert_frame_equal(one_estimates, many_estimates, rtol=1e-12)
+
+
+def test_a_late_dry_weight_goes_back_only_to_the_saved_point_before_it_and_one_beyond_the_lag_is_quarantined(
+        store, caplog):  # fmt: skip
+    """The chain re-filters from the last hourly saved point before the sample (not from the unit's start), and
+    a sample older than ``late_sample_lag_h`` is quarantined with the reason, changing no estimate."""
+    frames = culture_frames("r1", steps=900, seed=8)  # 6-min samples: 90 h
+    store.ingest(frames)
+    pipeline = LivePipeline(store, PipelineSettings(late_sample_lag_h=24.0))
+    feed(pipeline, frames)
+    before = store.estimates("r1").copy()
+    recent = StoredEvent("r1", to_time_us(T0 + timedelta(hours=80.03)), "dry_weight_sample", {"g_per_l": 2.0})
+    store.write_events([recent])
+    with caplog.at_level("INFO", logger="algaflow.pipeline"):
+        pipeline.process(ReadingBatch([], [], [], [], []), [recent])
+    went_back = float(caplog.text.split("went back ")[1].split(" h")[0])
+    assert 89.9 - 81.1 <= went_back <= 89.9 - 79.0  # from the saved point within the hour before 80.03 h
+    after = store.estimates("r1")
+    k = int(np.searchsorted(after.time_us.to_numpy(), recent.time_us))
+    np.testing.assert_array_equal(after.biomass_g_per_l[:k], before.biomass_g_per_l[:k])  # nothing before it moved
+    assert abs(after.biomass_g_per_l[k] - before.biomass_g_per_l[k]) > 1e-3
+    old = StoredEvent("r1", to_time_us(T0 + timedelta(hours=30.0)), "dry_weight_sample", {"g_per_l": 0.5})
+    store.write_events([old])
+    pipeline.process(ReadingBatch([], [], [], [], []), [old])
+    np.testing.assert_array_equal(store.estimates("r1").biomass_g_per_l, after.biomass_g_per_l)
+    [entry] = [q for q in pipeline.quarantine.items() if q.kind == "dry_weight_sample"]
+    assert "late_sample_lag_h = 24 h" in entry.reason

@@ -52,7 +52,7 @@ FIRST_TIME, PRE_START_LOG_SURVIVAL, STARTED = range(3)
 
 @njit(cache=True, error_model="numpy")
 def _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_variance, models, mean, cov, clock,
-             rejected, pre_start, flags, out_mean, out_cov) -> None:  # fmt: skip
+             rejected, pre_start, flags, out_mean, out_cov, save, saved) -> None:  # fmt: skip
     n = N_GROWTH_STATE
     scratch = step_scratch()
     prior_mean = np.empty(n)
@@ -87,6 +87,13 @@ def _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_varia
             dry_weight_update(mean[u], cov[u], dry_weight[k], dry_weight_variance)
         out_mean[k, :] = mean[u]
         out_cov[k, :, :] = cov[u]
+        if save[k]:  # the unit's whole chain after this sample, laid out as unit_state gives it
+            n_cov, n_clock, n_run = n * n, clock.shape[1], rejected.shape[1]
+            saved[k, :n] = mean[u]
+            saved[k, n : n + n_cov] = cov[u].ravel()
+            saved[k, n + n_cov : n + n_cov + n_clock] = clock[u]
+            saved[k, n + n_cov + n_clock : n + n_cov + n_clock + n_run] = rejected[u]
+            saved[k, n + n_cov + n_clock + n_run :] = pre_start[u]
 
 
 class OnlineGrowthFilter:
@@ -102,6 +109,7 @@ class OnlineGrowthFilter:
         self.clock = np.empty((0, N_CLOCK))
         self.rejected = np.empty((0, 1))
         self.pre_start = np.empty((0, 3))
+        self.saved = np.empty((0, 0))  # the chains kept by the last update (its ``save``)
 
     @property
     def units(self) -> int:
@@ -123,12 +131,15 @@ class OnlineGrowthFilter:
 
     def update(self, unit_index: np.ndarray, times_h: np.ndarray, values: np.ndarray,
                dilution_fraction: np.ndarray | None = None, dry_weight: np.ndarray | None = None,
-               dry_weight_sd: float = 0.02) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+               dry_weight_sd: float = 0.02, save: np.ndarray | None = None,
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """Advance by samples in the order given (a unit may appear several times, in time order):
         ``dilution_fraction`` is the known fraction removed just before each sample, ``dry_weight`` a manual
         dry weight (g/L, sd ``dry_weight_sd``) taken with it (NaN where none; a factor on X after the OD
         factor, as in :func:`~algaflow.fusion.growth.filter_growth`). Returns per sample the posterior mean
-        (k, 4), covariance (k, 4, 4) (NaN before the unit's chain starts) and flag."""
+        (k, 4), covariance (k, 4, 4) (NaN before the unit's chain starts) and flag. ``save``: samples after
+        which the unit's whole chain is kept (:attr:`saved`, a row per sample as :meth:`unit_state` gives it,
+        NaN elsewhere), so a late sample can go back to it (:meth:`set_unit_state`)."""
         unit_index = np.ascontiguousarray(unit_index, dtype=np.int64)
         times_h = np.ascontiguousarray(times_h, dtype=float)
         values = np.ascontiguousarray(values, dtype=float)
@@ -148,8 +159,14 @@ class OnlineGrowthFilter:
         flags = np.empty(samples, dtype=np.int64)
         out_mean = np.empty((samples, N_GROWTH_STATE))
         out_cov = np.empty((samples, N_GROWTH_STATE, N_GROWTH_STATE))
+        save = np.zeros(samples, dtype=bool) if save is None else np.ascontiguousarray(save, dtype=bool)
+        if save.shape != (samples,):
+            raise ValueError("save must be 1-D, one per sample")
+        width = sum(getattr(self, name)[0].size for name in self.STATE_ARRAYS[1:]) if self.units else 0
+        self.saved = np.full((samples if save.any() else 0, width), np.nan)
         _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_sd**2, self.models, self.mean, self.cov,
-                 self.clock, self.rejected, self.pre_start, flags, out_mean, out_cov)  # fmt: skip
+                 self.clock, self.rejected, self.pre_start, flags, out_mean, out_cov, save,
+                 self.saved if save.any() else np.empty((1, width)))  # fmt: skip
         return out_mean, out_cov, flags
 
     def reset_unit(self, index: int) -> None:

@@ -10,8 +10,12 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   catalog slope; the curve is chosen when the unit's chain starts. A harvest or dilution event removes its
   fraction just before the first sample at or after its time; a dry-weight sample (event ``dry_weight_sample``)
   is a factor on X at the first sample at or after its time. One that comes late (at or before the unit's
-  last processed sample, as lab results do) makes the unit's chain start afresh and replay its stored record
-  with it, rewriting its estimates; decisions already taken stand, later ones follow the corrected chain;
+  last processed sample, as lab results do) is absorbed by fixed-lag re-filtering: the unit keeps a saved
+  point (its chain and totals) after the first sample of each hour over the last ``late_sample_lag_h``; the
+  chain goes back to the last one before the sample and re-filters the stored biomass readings and events
+  since, rewriting those estimates, at a cost set by how late the sample is, not by the unit's history (the
+  result equals a chain that had the sample on time); decisions already taken stand, later ones follow the
+  corrected chain. A sample older than the lag is quarantined with the reason;
 - CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
 - decisions: control.decisions.decide on every new row of every unit of the batch at once (its state arrays
   beside the chains): harvest advice on the daily net growth, DO and temperature alarms on robust readings,
@@ -113,23 +117,18 @@ class UnitTrack:
     harvested_variance: float = 0.0
     calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
     decisions: int = -1  # index in the DecisionState
-    # Saved points of the chain and totals, one an hour over the last ``late_sample_lag_h`` (module doc).
+    # Saved points: the chain and totals after the first sample of each hour, over the last
+    # ``late_sample_lag_h`` (module doc); nothing is pending right after a sample that has not come since.
     snapshots: list[dict] = field(default_factory=list)
 
-    def snapshot(self, chain: list[float]) -> dict:
-        return {"time_us": self.last_time_us, "chain": chain, "initial": self.initial,
-                "last_biomass": self.last_biomass, "harvested": self.harvested,
-                "harvested_variance": self.harvested_variance, "pending_dilution": list(self.pending_dilution),
-                "pending_dry_weight": list(self.pending_dry_weight)}  # fmt: skip
-
     def go_back(self, snapshot: dict) -> None:
-        """The totals as they were at ``snapshot`` (the chain is put back by the caller)."""
+        """The totals as they were at ``snapshot`` (the chain is put back by the caller); the harvests and dry
+        weights after it are read again from the store."""
         self.last_time_us = int(snapshot["time_us"])
         self.initial = None if snapshot["initial"] is None else tuple(snapshot["initial"])
-        self.last_biomass = None if snapshot["last_biomass"] is None else tuple(snapshot["last_biomass"])
+        self.last_biomass = tuple(snapshot["last_biomass"])
         self.harvested, self.harvested_variance = snapshot["harvested"], snapshot["harvested_variance"]
-        self.pending_dilution = [tuple(p) for p in snapshot["pending_dilution"]]
-        self.pending_dry_weight = [tuple(p) for p in snapshot["pending_dry_weight"]]
+        self.pending_dilution, self.pending_dry_weight = [], []
         self.snapshots = [s for s in self.snapshots if s["time_us"] <= snapshot["time_us"]]
 
 
@@ -402,6 +401,7 @@ class LivePipeline:
         sample_dilutions: list[np.ndarray] = []
         sample_dry_weights: list[np.ndarray] = []
         sample_values: list[np.ndarray] = []
+        sample_saves: list[np.ndarray] = []
         samples = 0
         boundaries = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
         for first, end in itertools.pairwise(boundaries.tolist()):
@@ -420,6 +420,9 @@ class LivePipeline:
                 sample_values.append(raw_values[rows, sensor_column])
                 sample_dilutions.append(self._dilutions(track, times[rows]))
                 sample_dry_weights.append(self._dry_weights(track, times[rows]))
+                hours = times[rows] // SNAPSHOT_EVERY_US
+                saved_hour = track.snapshots[-1]["time_us"] // SNAPSHOT_EVERY_US if track.snapshots else -1
+                sample_saves.append(np.r_[True, hours[1:] != hours[:-1]] & (hours > saved_hour))
             segments.append((unit_id, track, first, end, slice(samples, samples + rows.size)))
             samples += rows.size
             track.last_time_us = int(times[end - 1])
@@ -429,9 +432,12 @@ class LivePipeline:
             dilution = np.concatenate(sample_dilutions)
             mean, cov, _ = self.chains.update(np.concatenate(sample_chains), times[all_rows] / HOUR_US,
                                               np.concatenate(sample_values), dilution,
-                                              np.concatenate(sample_dry_weights), DRY_WEIGHT_SD)  # fmt: skip
+                                              np.concatenate(sample_dry_weights), DRY_WEIGHT_SD,
+                                              np.concatenate(sample_saves))  # fmt: skip
+            saves, saved = np.concatenate(sample_saves), self.chains.saved
         decisions: list[Decision] = []
         estimates: list[tuple] = []
+        lag_us = self.settings.late_sample_lag_h * HOUR_US
         table = np.zeros((samples, 5))  # the decisions' estimate columns at the chain's samples
         started = np.zeros(samples, dtype=bool)
         unit_estimates: list[tuple[str, dict[str, np.ndarray], slice]] = []
@@ -440,7 +446,16 @@ class LivePipeline:
                 columns = self._estimates(track, times[all_rows[sampled]], mean[sampled], cov[sampled],
                                           dilution[sampled], strain_of(track.strain))  # fmt: skip
                 if columns is not None:
+                    totals = columns.pop("harvested"), columns.pop("harvested_variance")
                     on = sampled.start + np.flatnonzero(~np.isnan(mean[sampled, 0]))
+                    for j in np.flatnonzero(saves[on]).tolist():
+                        track.snapshots.append({"time_us": int(times[all_rows[on[j]]]), "chain": saved[on[j]].tolist(),
+                                                "initial": track.initial, "harvested": float(totals[0][j]),
+                                                "harvested_variance": float(totals[1][j]),
+                                                "last_biomass": (float(columns["biomass_g_per_l"][j]),
+                                                                 float(columns["biomass_sd"][j]))})  # fmt: skip
+                    while track.snapshots and track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
+                        track.snapshots.pop(0)
                     started[on] = True
                     table[on] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
                                                  columns["growth_rate_per_h"], columns["growth_rate_sd"], dilution[on]])
@@ -463,13 +478,6 @@ class LivePipeline:
                                                      [strain for _, strain in self._decided])  # fmt: skip
             decisions += decided
             ready = advice.ready
-        lag_us = self.settings.late_sample_lag_h * HOUR_US
-        for _, track, _, _, sampled in segments:
-            if sampled.stop > sampled.start and (not track.snapshots or track.last_time_us
-                                                 - track.snapshots[-1]["time_us"] >= SNAPSHOT_EVERY_US):  # fmt: skip
-                track.snapshots.append(track.snapshot(self.chains.unit_state(track.index)))
-                while track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
-                    track.snapshots.pop(0)
         if samples:
             ready_at_samples = ready[position]
             for unit_id, columns, sampled in unit_estimates:
@@ -498,8 +506,9 @@ class LivePipeline:
 
     def _estimates(self, track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray,
                    dilution: np.ndarray, strain) -> dict[str, np.ndarray] | None:  # fmt: skip
-        """One unit's estimate columns (``ESTIMATE_COLUMNS``) at its samples since the chain started; the running
-        totals (initial and harvested biomass, last biomass) move on to the last sample."""
+        """One unit's estimate columns (``ESTIMATE_COLUMNS`` but the advice) at its samples since the chain
+        started, and the harvested totals at each (``harvested``, ``harvested_variance``: for the saved points);
+        the running totals (initial and harvested biomass, last biomass) move on to the last sample."""
         started = ~np.isnan(mean[:, 0])
         if not started.any():
             return None
@@ -524,7 +533,8 @@ class LivePipeline:
         rate, rate_sd = columns["growth_rate_per_h"], columns["growth_rate_sd"]
         return {"time_us": times_us[started], "biomass_g_per_l": biomass, "biomass_sd": biomass_sd,
                 "growth_rate_per_h": rate, "growth_rate_sd": rate_sd, "co2_captured_g": co2,
-                "co2_captured_sd": co2_sd}  # fmt: skip
+                "co2_captured_sd": co2_sd, "harvested": harvested,
+                "harvested_variance": harvested_variance}  # fmt: skip
 
     def _absorb_late(self, unit_id: str, time_us: int) -> None:
         """A dry weight at ``time_us`` that came after the unit's chain had passed it (module doc): the chain and

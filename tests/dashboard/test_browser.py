@@ -125,14 +125,14 @@ def test_the_operator_workflow_in_a_real_browser(live, tmp_path):
         ingest(live, "r1", 600, 1000)
         sent = time.perf_counter()
         expect(page.locator("#fleet-table tr", has=page.locator("a:text-is('r1')"))
-               .locator("td[data-dash-column='alarms']")).to_have_text("degas", timeout=15_000)  # fmt: skip
+               .locator("td[data-dash-column='alarms']")).to_have_text("dissolved O2 high: degas", timeout=15_000)  # fmt: skip
         print(f"DO alarm in the fleet view {time.perf_counter() - sent:.2f} s after the frames were stored")
         assert page.evaluate("window.__marker") == "no reload"
         page.click("#nav-alarms")
         expect(page.locator("#alarms-table tr", has=page.locator("td[data-dash-column='unit']", has_text="r1"))
-               .locator("td[data-dash-column='alarm']", has_text="degas")).to_have_count(1, timeout=10_000)  # fmt: skip
+               .locator("td[data-dash-column='what']", has_text="degas")).to_have_count(1, timeout=10_000)  # fmt: skip
         assert page.evaluate("window.__marker") == "no reload"
-        degas_row = page.locator("#alarms-table tr", has=page.locator("td[data-dash-column='alarm']", has_text="degas"))
+        degas_row = page.locator("#alarms-table tr", has=page.locator("td[data-dash-column='what']", has_text="degas"))
         degas_row.locator("input[type='checkbox']").check()
         page.click("#acknowledge")
         expect(page.locator("#acknowledge-message")).to_have_text("1 alarm(s) acknowledged", timeout=10_000)

@@ -162,7 +162,7 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         rows, total_g, total_var, acres = [], 0.0, 0.0, 0.0
         heard = {unit: int(at * 1e6) for unit, at in dict(last_heard or {}).items()}
         for status in fleet_status(store, int(clock() * 1e6), first_estimate_us, heard, book):
-            open_alarms = ", ".join(alarm.kind for alarm in status.open_alarms if alarm.kind != "harvest")
+            open_alarms = ", ".join(alarm.label for alarm in status.open_alarms if alarm.kind != "harvest")
             rows.append({"unit": f"[{status.unit_id}](/unit/{status.unit_id})",
                          "state": "online" if status.online else "offline", "last_seen": _when(status.last_seen_us),
                          "strain": status.strain, "site": status.site,
@@ -353,8 +353,8 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         return html.Div([
             html.H2("Alarms"),
             dash_table.DataTable(id="alarms-table", columns=[{"name": n, "id": n} for n in
-                                                             ("unit", "alarm", "opened", "closed", "reason",
-                                                              "acknowledged")],
+                                                             ("unit", "what", "severity", "opened", "closed",
+                                                              "reason", "acknowledged")],
                                  row_selectable="multi" if principal.may_post_events else False,
                                  sort_action="native", filter_action="native", page_size=50,
                                  style_cell={"textAlign": "left"},
@@ -379,7 +379,8 @@ def create_dashboard(store: Store, pipeline: LivePipeline | None = None, refresh
         rows = []
         for unit_id in sorted(store.units()):
             for alarm in book.alarms(store, unit_id):
-                rows.append({"unit": unit_id, "alarm": alarm.kind, "opened": _when(alarm.opened_us),
+                rows.append({"unit": unit_id, "alarm": alarm.kind, "what": alarm.label, "severity": alarm.severity,
+                             "opened": _when(alarm.opened_us),
                              "opened_us": alarm.opened_us, "closed": "open" if alarm.open else _when(alarm.closed_us),
                              "reason": alarm.reason, "acknowledged": "yes" if alarm.acknowledged else ""})  # fmt: skip
         rows.sort(key=lambda row: (row["closed"] != "open", -row["opened_us"]))

@@ -1,10 +1,12 @@
 """What the operator's views show, read from the store: each unit's latest estimate with its uncertainty, when
 it was last heard from, its alarms (open and past) and its CO2 captured; the fleet's total.
 
-Alarms are the live pipeline's decisions (service.pipeline) taken in pairs: ``degas_on`` opens the DO alarm
-and ``degas_off`` closes it, likewise ``temperature_alarm`` / ``temperature_ok`` and the harvest advice
-``harvest_ready`` / ``harvest_clear``. An alarm is open while its last decision is the opening one; an
-operator's ``alarm_ack`` event (params ``{"kind": ..., "time_us": ...}``) marks it acknowledged.
+Alarms are the live pipeline's decisions (control.decisions) taken in pairs by the catalog's table
+(algaflow.catalog.decisions): ``degas_on`` opens the DO alarm and ``degas_off`` closes it, likewise
+``temperature_alarm`` / ``temperature_ok``, the harvest advice ``harvest_ready`` / ``harvest_clear`` and,
+one per sensor, ``sensor_fault`` / ``sensor_ok``. An alarm is open while its last decision is the opening
+one; an operator's ``alarm_ack`` event (params ``{"kind": ..., "time_us": ...}``, kind the alarm's condition
+such as ``degas`` or ``sensor od750``) marks it acknowledged.
 
 Tree equivalent: the US EPA's Greenhouse Gas Equivalencies Calculator (Calculations and References) takes one
 acre of average US forest to remove 0.84 t CO2 from the air in a year (0.82–1.06 in other editions); a
@@ -18,26 +20,33 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from algaflow.catalog.decisions import DECISION_KINDS, condition_key
 from algaflow.store import Store
 
 ACRE_OF_FOREST_T_CO2_PER_YEAR = 0.84  # US EPA, Greenhouse Gas Equivalencies Calculator (forest sequestration)
-ALARMS = {"degas": ("degas_on", "degas_off"), "temperature": ("temperature_alarm", "temperature_ok"),
-          "harvest": ("harvest_ready", "harvest_clear")}  # fmt: skip
 OFFLINE_AFTER_S = 600.0  # a unit not heard from for this long is shown offline
 
 
 @dataclass(slots=True)
 class Alarm:
     unit_id: str
-    kind: str  # a key of ALARMS
+    kind: str  # the condition (catalog.decisions.condition_key): "degas", "sensor od750", ...
     opened_us: int
     reason: str
     closed_us: int | None = None
     acknowledged: bool = False
+    title: str = ""  # the opening decision's title in the catalog
+    severity: str = "warning"
 
     @property
     def open(self) -> bool:
         return self.closed_us is None
+
+    @property
+    def label(self) -> str:
+        """What an operator reads: the catalog's title, or for a sensor's fault its reason ("od750: reading
+        stuck at one value")."""
+        return self.reason if self.kind.startswith("sensor ") else (self.title or self.kind)
 
 
 @dataclass(slots=True)
@@ -72,7 +81,6 @@ class UnitStatus:
         return tonnes_per_year / ACRE_OF_FOREST_T_CO2_PER_YEAR
 
 
-KIND_OF = {decision: (alarm, decision == pair[0]) for alarm, pair in ALARMS.items() for decision in pair}
 
 
 @dataclass(slots=True)
@@ -109,11 +117,15 @@ class UnitAlarms:
         """Fold in decisions and events (``DECISION_COLUMNS``, ``EVENT_COLUMNS``, by time) not folded yet."""
         for row in decisions.itertuples(index=False):
             time_us = int(row.time_us)
-            if not self.decisions_read.is_new(time_us, row.kind) or row.kind not in KIND_OF:
+            params = row.params if isinstance(row.params, dict) else {}
+            alarm = condition_key(row.kind, params)
+            if alarm is None or not self.decisions_read.is_new(time_us, f"{row.kind} {alarm}"):
                 continue
-            alarm, opens = KIND_OF[row.kind]
+            entry = DECISION_KINDS[row.kind]
+            opens = entry.opens
             if opens and alarm not in self.opened:
-                self.opened[alarm] = Alarm(self.unit_id, alarm, time_us, str(row.reason))
+                self.opened[alarm] = Alarm(self.unit_id, alarm, time_us, str(row.reason), title=entry.title,
+                                           severity=entry.severity)  # fmt: skip
                 self.history.append(self.opened[alarm])
             elif not opens and alarm in self.opened:
                 self.opened.pop(alarm).closed_us = time_us
@@ -187,5 +199,5 @@ def fleet_status(store: Store, now_us: int, first_estimate_us: dict[str, int] | 
             for unit_id, metadata in sorted(store.units().items())]  # fmt: skip
 
 
-__all__ = ["ACRE_OF_FOREST_T_CO2_PER_YEAR", "ALARMS", "Alarm", "AlarmBook", "UnitAlarms", "UnitStatus", "alarm_history",
+__all__ = ["ACRE_OF_FOREST_T_CO2_PER_YEAR", "Alarm", "AlarmBook", "UnitAlarms", "UnitStatus", "alarm_history",
            "fleet_status", "unit_status"]

@@ -23,17 +23,9 @@ import time
 import numpy as np
 from filterpy.kalman import ExtendedKalmanFilter
 
-from algaflow.fusion.growth import (
-    BASELINE,
-    BIOMASS,
-    N_GROWTH_STATE,
-    GrowthModel,
-    filter_growth,
-    first_valid_index,
-    initial_belief,
-    process_factor,
-    smooth_growth,
-)
+from algaflow.fusion.growth import filter_growth, smooth_growth
+from algaflow.fusion.growth_model import BASELINE, BIOMASS, N_GROWTH_STATE, GrowthModel
+from algaflow.fusion.growth_step import first_valid_index, initial_belief, process_factor
 
 
 def cultures(units: int, steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -31,7 +31,8 @@ import numpy as np
 
 from algaflow.fusion.estimator import filter_informed_growth, sensor_growth_model
 from algaflow.fusion.expected_rate import CONDITION_SENSORS, ReactorGeometry
-from algaflow.fusion.growth import GrowthModel, dilution_before_samples, filter_growth
+from algaflow.fusion.growth import dilution_before_samples, filter_growth
+from algaflow.fusion.growth_model import GrowthModel
 from algaflow.sim.suites import NOISE_FAMILIES, PROFILES, SuiteCase, simulate_cases
 
 WARMUP_SAMPLES = 30

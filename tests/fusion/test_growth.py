@@ -1,37 +1,36 @@
 import numpy as np
 import pytest
 
-from algaflow.fusion.growth import (
-    FLAG_NAMES,
-    GROWTH_RATE,
-    INVALID,
-    LEVEL_JUMP,
-    MISSING,
-    N_CLOCK,
-    N_GROWTH_STATE,
-    REJECTED,
-    SYMMETRIC_ENTRY,
-    TIME_NOT_INCREASING,
-    GrowthModel,
-    dry_weight_update,
-    filter_growth,
-    growth_step,
-    linear_step,
-    process_factor,
-    start_clock,
-    step_scratch,
-)
+from algaflow.fusion.growth import filter_growth
+from algaflow.fusion.growth_linear_step import SYMMETRIC_ENTRY, linear_step
 from algaflow.fusion.growth_model import (
     A_SLOPE,
     C_QUADRATIC,
     DOF,
+    FLAG_NAMES,
     GATE,
+    GROWTH_RATE,
+    INVALID,
+    LEVEL_JUMP,
+    MISSING,
+    N_GROWTH_STATE,
     Q_BASE,
     Q_DRIFT,
     Q_LOG,
     Q_MU,
+    REJECTED,
     SIGMA_ABS,
     SIGMA_REL,
+    TIME_NOT_INCREASING,
+    GrowthModel,
+)
+from algaflow.fusion.growth_step import (
+    N_CLOCK,
+    dry_weight_update,
+    growth_step,
+    process_factor,
+    start_clock,
+    step_scratch,
 )
 from tests.fusion.test_growth_log_step import log_space_discretisation
 from tests.references import central_difference_jacobian

@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from algaflow.fusion.growth import GrowthModel, filter_growth, smooth_growth
+from algaflow.fusion.growth import filter_growth, smooth_growth
 from algaflow.fusion.growth_log_step import (
     change_to_log,
     from_log_coordinates,
     log_process_factor,
     to_log_coordinates,
 )
+from algaflow.fusion.growth_model import GrowthModel
 
 
 def log_space_discretisation(model: GrowthModel, dt: float) -> tuple[np.ndarray, np.ndarray]:

@@ -4,7 +4,7 @@ Carlo regression."""
 import numpy as np
 import pytest
 
-from algaflow.fusion.growth import GrowthModel
+from algaflow.fusion.growth_model import GrowthModel
 from algaflow.fusion.od_factor import biomass_from_signal, od_measurement_factor
 from tests.references import gauss_hermite_regression
 

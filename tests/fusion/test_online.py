@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from algaflow.fusion.growth import INVALID, MISSING, GrowthModel, filter_growth
+from algaflow.fusion.growth import filter_growth
+from algaflow.fusion.growth_model import INVALID, MISSING, GrowthModel
 from algaflow.fusion.online import STATE_FORMAT, OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
 
 

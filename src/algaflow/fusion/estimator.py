@@ -47,17 +47,9 @@ from algaflow.fusion.expected_rate import (
     unit_model_readings,
 )
 from algaflow.fusion.gas_balance import agreement, co2_from_gas_balance
-from algaflow.fusion.growth import (
-    BIOMASS,
-    FLAG_NAMES,
-    GROWTH_RATE,
-    GrowthEstimates,
-    GrowthModel,
-    dilution_before_samples,
-    filter_growth,
-    smooth_growth,
-)
+from algaflow.fusion.growth import GrowthEstimates, dilution_before_samples, filter_growth, smooth_growth
 from algaflow.fusion.growth_limit import GROWTH_MARGIN, outgrowing_onsets
+from algaflow.fusion.growth_model import BIOMASS, FLAG_NAMES, GROWTH_RATE, GrowthModel
 from algaflow.fusion.sensor_health import drifting_samples, stuck_samples
 from algaflow.fusion.timeline import held_values, last_sample_index, place_on_samples
 

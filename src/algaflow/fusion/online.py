@@ -1,10 +1,10 @@
 """The growth chain live: samples arrive one (or a few) at a time, for many units, and each advances only its
-own unit's belief (fusion.growth's factor chain, one :func:`~algaflow.fusion.growth.growth_step` per sample).
+own unit's belief (fusion.growth's factor chain, one :func:`~algaflow.fusion.growth_step.growth_step` per sample).
 
 Per unit the state is the chain's posterior N(m, P) over z = (X, μ, b, d), its clock and the current
 run of rejected innovations, plus its measurement factor (a :class:`GrowthModel` as an array: each unit
 may read a different sensor). A unit's chain starts at its first valid sample, with the prior
-:func:`~algaflow.fusion.growth.initial_belief` of that sample, its clock at the unit's first sample's time
+:func:`~algaflow.fusion.growth_step.initial_belief` of that sample, its clock at the unit's first sample's time
 and any dilution announced before it pending, so its first step spans both: frame by frame this gives exactly
 what :func:`~algaflow.fusion.growth.filter_growth` gives on the whole series, which starts its chains the
 same way.
@@ -20,14 +20,10 @@ import math
 import numpy as np
 from numba import njit
 
-from algaflow.fusion.growth import (
-    BIOMASS,
-    GROWTH_RATE,
-    JUMP_CONFIRMATIONS,
+from algaflow.fusion.growth_model import BIOMASS, GROWTH_RATE, JUMP_CONFIRMATIONS, N_GROWTH_STATE, GrowthModel
+from algaflow.fusion.growth_step import (
     N_CLOCK,
-    N_GROWTH_STATE,
     PENDING_SURVIVAL,
-    GrowthModel,
     dry_weight_update,
     growth_step,
     initial_belief,

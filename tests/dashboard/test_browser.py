@@ -124,8 +124,9 @@ def test_the_operator_workflow_in_a_real_browser(live, tmp_path):
         page.evaluate("window.__marker = 'no reload'")
         ingest(live, "r1", 600, 1000)
         sent = time.perf_counter()
-        expect(page.locator("#fleet-table tr", has=page.locator("a:text-is('r1')"))
-               .locator("td[data-dash-column='alarms']")).to_have_text("dissolved O2 high: degas", timeout=15_000)  # fmt: skip
+        fleet_alarms = page.locator("#fleet-table tr", has=page.locator("a:text-is('r1')")).locator(
+            "td[data-dash-column='alarms']")  # fmt: skip
+        expect(fleet_alarms).to_have_text("dissolved O2 high: degas", timeout=15_000)
         print(f"DO alarm in the fleet view {time.perf_counter() - sent:.2f} s after the frames were stored")
         assert page.evaluate("window.__marker") == "no reload"
         page.click("#nav-alarms")

@@ -129,8 +129,9 @@ def harvest_advice(unit: str, strain, estimates: UnitEstimates, dilution: np.nda
                    policy: HarvestPolicy) -> Advice:  # fmt: skip
     """The harvest advice at each estimate (control.decisions: daily net growth, transients after harvests),
     as the live pipeline gives it."""
+    terms = estimates.window_terms or (np.full(estimates.times_h.size, np.nan),) * 3
     columns = np.column_stack([estimates.biomass_g_per_l, estimates.biomass_sd, estimates.growth_rate_per_h,
-                               estimates.growth_rate_sd, dilution])  # fmt: skip
+                               estimates.growth_rate_sd, dilution, *terms])  # fmt: skip
     time_us = np.round(estimates.times_h * HOUR_US).astype(np.int64)
     _, advice = decide_unit(unit, strain, time_us, {}, columns, DecisionPolicy(harvest=policy))
     return advice

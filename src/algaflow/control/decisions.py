@@ -9,9 +9,15 @@ specific growth over the last light cycle of D = 24 h,
     r(t) = [ln X̂(t) − ln X̂(s) − (L(t) − L(s))] / (t − s),      s the last window sample at or before t − D,
 
 with L(t) = Σ ln(1 − f_i) over the harvests and dilutions (fraction f_i) up to t, so a harvest inside the
-window does not count as loss. Its sd, from the biomass estimates at both ends, is
-σ_r = √((σ_X(t)/X̂(t))² + (σ_X(s)/X̂(s))²) / (t − s) (their positive correlation ignored: conservative), and
-a calibration slope error cancels in the ratio. As control.harvest does for μ,
+window does not count as loss. A biomass estimate's error is mostly the probe's baseline (its offset after
+calibration), the same at both ends of a day, which cancels in the difference; what does not cancel is each
+end's own error σ_ℓ (the sd of X̂ given the baseline and its drift, from the estimator's covariance) and how
+far the baseline can move in t − s, its random walk q (t − s) and drift v_d (t − s)²:
+
+    σ_r = √((σ_ℓ(t)/X̂(t))² + (σ_ℓ(s)/X̂(s))² + (q (t − s) + v_d (t − s)²) / (X̂(t) X̂(s))) / (t − s)
+
+(``ESTIMATE_INPUTS``; where the estimator gives no such terms, σ_ℓ is the whole biomass sd and q = v_d = 0:
+conservative). A calibration slope error cancels in the ratio. As control.harvest does for μ,
 
     p = P(r < θ) = Φ((θ − r) / σ_r),   ready on at p ≥ p_on with X̂ ≥ X_min, off at p < p_off.
 
@@ -32,11 +38,15 @@ temperature alarm the robust temperature that costs the most growth.
 - ``stuck``: n equal readings in a row, n the shortest run of at least ``STUCK_RUN`` that a healthy sensor
   of noise σ and resolution q repeats by chance with probability ≤ ``STUCK_CHANCE`` per reading,
   (q/σ)^(n−1) / ((2π)^((n−1)/2) √n) (fusion.sensor_health: 7 for OD750, 9 for PAR; a sensor whose noise
-  is below its resolution is not judged); closed by the next different reading;
-- ``out_of_range``: a robust reading at or beyond the catalog range (a probe pinned at its end); closed once
-  back inside;
+  is below its resolution is not judged, nor a reading at a range end: a dark PAR sensor reads 0 for
+  hours); closed by the next different reading;
+- ``out_of_range``: a robust reading at or above the top of the catalog range (a probe pinned at its end)
+  or below its bottom by more than 3 noise sd; closed once back inside;
 - ``silent``: no reading for ``silent_after_h`` (at least 10 sampling periods) while the unit sends others;
   closed by the next reading,
+
+lab samples and actuator settings (catalog roles ``lab``, ``actuator``: a lamp at full power is no probe
+pinned at its end) raise no sensor fault;
 
 and ``sensor_ok`` closes it, so faults reach the fleet view and the Alarms page with the catalog's words.
 
@@ -73,6 +83,12 @@ SENSOR_NAMES = tuple(SENSORS)  # the columns of ReadingRows.values
 DO_SENSORS = ("do_tank", "do_tube")
 TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
 FAULTS = ("", "silent", "stuck", "out_of_range")  # codes 0..3 (0: none)
+UNWATCHED_ROLES = ("lab", "actuator")  # sampled by hand or set by command: no sensor fault
+# DecisionRows.estimates columns: the estimate, the fraction removed just before it, and (NaN where the
+# estimator gives none) the biomass sd not shared across a window through the probe's baseline, the
+# baseline's random-walk variance rate ((g/L)²/h) and its drift's variance ((g/L/h)²) (module doc).
+ESTIMATE_INPUTS = ("biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd", "dilution",
+                   "biomass_local_sd", "baseline_variance_per_h", "baseline_drift_variance")  # fmt: skip
 KINDS = ("harvest_ready", "harvest_clear", "degas_on", "degas_off", "temperature_alarm", "temperature_ok",
          "sensor_fault", "sensor_ok")  # fmt: skip
 READY, DEGAS, HOT = range(3)  # DecisionState.flags columns (HOT: the temperature alarm)
@@ -193,7 +209,13 @@ class DecisionRows:
     unit: np.ndarray  # (rows,) int
     time_us: np.ndarray  # (rows,) int
     values: np.ndarray  # (rows, sensors)
-    estimates: np.ndarray  # (rows, 5): X, sd X, μ, sd μ, dilution; NaN where the row has no estimate
+    estimates: np.ndarray  # (rows, ESTIMATE_INPUTS): NaN where the row has no estimate (module doc)
+
+    def __post_init__(self) -> None:
+        estimates = np.asarray(self.estimates, dtype=float)
+        if estimates.ndim == 2 and estimates.shape[1] == 5:  # without the window terms: the conservative σ_r
+            estimates = np.column_stack([estimates, np.full((estimates.shape[0], 3), np.nan)])
+        object.__setattr__(self, "estimates", estimates)
 
     @classmethod
     def of_unit(cls, unit: int, time_us: np.ndarray, readings: dict[str, np.ndarray],
@@ -205,18 +227,25 @@ class DecisionRows:
             if name in readings:
                 values[:, j] = readings[name]
         if estimates is None:
-            estimates = np.full((time_us.size, 5), np.nan)
+            estimates = np.full((time_us.size, len(ESTIMATE_INPUTS)), np.nan)
         return cls(np.full(time_us.size, unit, dtype=np.int64), time_us, values, np.asarray(estimates, dtype=float))
 
 
 def _sensor_constants(policy: DecisionPolicy) -> tuple[np.ndarray, ...]:
     specs = [SENSORS[name] for name in SENSOR_NAMES]
-    stuck_run = np.array([stuck_run_length(s.noise_sd, s.resolution) for s in specs], dtype=float)
+    watched = [not set(s.roles) & set(UNWATCHED_ROLES) for s in specs]
+    stuck_run = np.array([stuck_run_length(s.noise_sd, s.resolution) if w else np.inf
+                          for s, w in zip(specs, watched, strict=True)])  # fmt: skip
     tolerance = np.array([0.5 * s.resolution for s in specs])
-    low, high = np.array([s.range[0] for s in specs]), np.array([s.range[1] for s in specs])
-    silent_us = np.array([max(policy.silent_after_h * HOUR_US, 10 * s.period_s * 1e6) for s in specs])
+    # Below the range only by more than the noise can put a reading there (a dark PAR sensor reads ±σ at 0).
+    low = np.array([s.range[0] - (0.0 if s.relative_noise else 3.0 * s.noise_sd) if w else -np.inf
+                    for s, w in zip(specs, watched, strict=True)])  # fmt: skip
+    bottom = np.array([s.range[0] for s in specs])
+    high = np.array([s.range[1] if w else np.inf for s, w in zip(specs, watched, strict=True)])
+    silent_us = np.array([max(policy.silent_after_h * HOUR_US, 10 * s.period_s * 1e6) if w else np.inf
+                          for s, w in zip(specs, watched, strict=True)])  # fmt: skip
     group = np.array([1 if n in DO_SENSORS else 2 if n in TEMPERATURE_SENSORS else 0 for n in SENSOR_NAMES])
-    return stuck_run, tolerance, low, high, silent_us, group
+    return stuck_run, tolerance, low, bottom, high, silent_us, group
 
 
 def stuck_run_length(noise_sd: float, resolution: float, chance: float = STUCK_CHANCE) -> float:
@@ -241,8 +270,9 @@ def _median_of_finite(values: np.ndarray) -> float:
 
 @njit(cache=True, error_model="numpy")
 def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_fraction, bin_us, threshold,
-            probability_on, probability_off, min_biomass, stuck_run, tolerance, low, high, silent_us, group, flags,
-            harvest, window, window_count, recent, runs, last_seen, faults, limits, ready_out, daily_out):  # fmt: skip
+            probability_on, probability_off, min_biomass, stuck_run, tolerance, low, bottom, high, silent_us, group,
+            flags, harvest, window, window_count, recent, runs, last_seen, faults, limits, ready_out,
+            daily_out):  # fmt: skip
     # Each event: (row, kind index in KINDS, sensor index or -1, fault code, a, b, c, d).
     events = [(0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)]
     events.pop()
@@ -254,6 +284,7 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
         # Sensor faults and robust values (module doc).
         do_high, do_seen = -math.inf, False
         hot_on, hot_seen, hot_off = False, False, True
+        hot_values = np.full(2, math.nan)  # the robust temperatures of the row, in SENSOR_NAMES order
         for j in range(sensors):
             v = values[k, j]
             now = faults[u, j]
@@ -265,11 +296,12 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
                 if memory > 0:
                     recent[u, j, : memory - 1] = recent[u, j, 1:]
                     recent[u, j, memory - 1] = v
-                run = runs[u, j, 1] + 1.0 if abs(v - runs[u, j, 0]) <= tolerance[j] else 1.0
+                at_end = v <= bottom[j] + tolerance[j] or v >= high[j] - tolerance[j]  # dark, no flow: no evidence
+                run = runs[u, j, 1] + 1.0 if abs(v - runs[u, j, 0]) <= tolerance[j] and not at_end else 1.0
                 runs[u, j, 0], runs[u, j, 1] = v, run
                 if run >= stuck_run[j]:
                     now = 2
-                elif robust <= low[j] or robust >= high[j]:
+                elif robust < low[j] or robust >= high[j]:
                     now = 3
                 else:
                     now = 0
@@ -278,6 +310,7 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
                     do_high = max(do_high, robust)
                 elif group[j] == 2:
                     hot_seen = True
+                    hot_values[1 if math.isfinite(hot_values[0]) else 0] = robust
                     hot_on = hot_on or robust <= limits[u, 2] or robust >= limits[u, 4]
                     hot_off = hot_off and limits[u, 3] < robust < limits[u, 5]
             elif math.isfinite(last_seen[u, j]) and t - last_seen[u, j] > silent_us[j]:
@@ -301,10 +334,10 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
             hot = flags[u, 2]
             if not hot and hot_on:
                 flags[u, 2] = True
-                events.append((k, 4, -1, 0, 0.0, 0.0, 0.0, 0.0))
+                events.append((k, 4, -1, 0, hot_values[0], hot_values[1], 0.0, 0.0))
             elif hot and hot_off:
                 flags[u, 2] = False
-                events.append((k, 5, -1, 0, 0.0, 0.0, 0.0, 0.0))
+                events.append((k, 5, -1, 0, hot_values[0], hot_values[1], 0.0, 0.0))
         # Harvest advice on the daily net growth (module doc).
         biomass, biomass_sd, rate, removed = estimates[k, 0], estimates[k, 1], estimates[k, 2], estimates[k, 4]
         daily_out[k, 0], daily_out[k, 1] = math.nan, math.nan
@@ -321,6 +354,9 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
             harvest[u, 0], harvest[u, 1] = productivity, biomass
         settled = not (t - harvest[u, 3] < transient_us)  # NaN (no dilution yet) compares False
         usable = biomass > 0.0 and math.isfinite(biomass_sd)
+        local_sd = estimates[k, 5] if math.isfinite(estimates[k, 5]) else biomass_sd
+        shared_rate = estimates[k, 6] if math.isfinite(estimates[k, 5] + estimates[k, 6]) else 0.0
+        drift_variance = estimates[k, 7] if math.isfinite(estimates[k, 5] + estimates[k, 7]) else 0.0
         count = window_count[u]
         new_bin = count == 0 or math.floor(t / bin_us) > math.floor(window[u, max(count - 1, 0), 0] / bin_us)
         if usable and settled and new_bin:
@@ -328,7 +364,7 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
                 window[u, : count - 1] = window[u, 1:]
                 count -= 1
             window[u, count, 0], window[u, count, 1] = t, math.log(biomass)
-            window[u, count, 2], window[u, count, 3] = (biomass_sd / biomass) ** 2, harvest[u, 2]
+            window[u, count, 2], window[u, count, 3] = (local_sd / biomass) ** 2, harvest[u, 2]
             count += 1
         dropped = 0
         while count - dropped >= 2 and window[u, dropped + 1, 0] <= t - day_us:
@@ -343,7 +379,8 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
         if usable and settled and count > 0 and window[u, 0, 0] <= t - day_us:
             elapsed = (t - window[u, 0, 0]) / 3.6e9
             daily = (math.log(biomass) - window[u, 0, 1] - (harvest[u, 2] - window[u, 0, 3])) / elapsed
-            daily_sd = math.sqrt((biomass_sd / biomass) ** 2 + window[u, 0, 2]) / elapsed
+            shared = (shared_rate * elapsed + drift_variance * elapsed**2) / (biomass * math.exp(window[u, 0, 1]))
+            daily_sd = math.sqrt((local_sd / biomass) ** 2 + window[u, 0, 2] + shared) / elapsed
             daily_out[k, 0], daily_out[k, 1] = daily, daily_sd
             p = 0.5 * math.erfc(-(threshold - daily) / (max(daily_sd, 1e-12) * math.sqrt(2.0)))
             if p >= probability_on and biomass >= min_biomass:
@@ -378,8 +415,10 @@ def decide(state: DecisionState, policy: DecisionPolicy, rows: DecisionRows, uni
     was) and the harvest advice at each row. ``unit_ids`` and ``strains``: by unit index, for the words."""
     state = state.copy()
     rows_count = rows.unit.shape[0]
-    if rows.values.shape != (rows_count, len(SENSOR_NAMES)) or rows.estimates.shape != (rows_count, 5):
-        raise ValueError(f"DecisionRows: values must be (rows, {len(SENSOR_NAMES)}) and estimates (rows, 5)")
+    columns = len(ESTIMATE_INPUTS)
+    if rows.values.shape != (rows_count, len(SENSOR_NAMES)) or rows.estimates.shape != (rows_count, columns):
+        raise ValueError(f"DecisionRows: values must be (rows, {len(SENSOR_NAMES)}) and estimates (rows, 5 or "
+                         f"{columns}): {', '.join(ESTIMATE_INPUTS)}")  # fmt: skip
     if rows_count and (rows.unit.min() < 0 or rows.unit.max() >= state.units):
         raise IndexError(f"unit index out of range (the state has {state.units} units)")
     ready, daily = np.zeros(rows_count, dtype=bool), np.full((rows_count, 2), np.nan)
@@ -412,7 +451,7 @@ def _decision(event: tuple, rows: DecisionRows, unit_ids: list[str], strains: li
         return Decision(unit_id, time_us, kind, f"dissolved O2 {a:.1f} mg/L costs {loss:.0%} of growth",
                         {"do_mg_per_l": float(a), "growth_loss": loss})  # fmt: skip
     if kind in ("temperature_alarm", "temperature_ok"):
-        temperatures = np.array([rows.values[k, SENSOR_NAMES.index(s)] for s in TEMPERATURE_SENSORS])
+        temperatures = np.array([a, b])  # the robust values (module doc), NaN where the row had none
         losses = temperature_growth_loss(temperatures, strain)
         worst = int(np.nanargmax(np.where(np.isnan(losses), -np.inf, losses)))
         value, loss = float(temperatures[worst]), float(losses[worst])

@@ -50,6 +50,7 @@ from algaflow.fusion.gas_balance import agreement, co2_from_gas_balance
 from algaflow.fusion.growth import GrowthEstimates, dilution_before_samples, filter_growth, smooth_growth
 from algaflow.fusion.growth_limit import GROWTH_MARGIN, outgrowing_onsets
 from algaflow.fusion.growth_model import BIOMASS, FLAG_NAMES, GROWTH_RATE, GrowthModel
+from algaflow.fusion.growth_window import window_error_terms
 from algaflow.fusion.sensor_health import drifting_samples, stuck_samples
 from algaflow.fusion.timeline import held_values, last_sample_index, place_on_samples
 
@@ -151,6 +152,8 @@ class UnitEstimates:
     model_sensors: tuple[str, ...] = ()  # sensors whose readings informed μ through the reactor model
     # per sample: "", the biomass sensors found disagreeing ("a,b") or the one outgrowing its culture ("a")
     drifting: np.ndarray | None = None
+    # fusion.growth_window's terms at each sample (σ_ℓ, q_b/h'², P_dd/h'²): NaN where the estimate is a mixture
+    window_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests: list[tuple[float, float]],
@@ -213,6 +216,7 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
             mean, cov, chain_flags = (np.concatenate([x[:detected], y[0, detected:]]) for x, y in
                                       ((mean, later.mean), (cov, later.cov), (chain_flags, later.flags)))
     biomass, biomass_variance = mean[:, BIOMASS], cov[:, BIOMASS, BIOMASS]
+    window_terms = window_error_terms(mean, cov, model.as_array())
     if calibration is not None:
         biomass_variance = biomass_variance + calibration.biomass_variance(biomass)
     rate, rate_variance = mean[:, GROWTH_RATE], cov[:, GROWTH_RATE, GROWTH_RATE]
@@ -232,6 +236,8 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
             rate, rate_variance = (x.copy() for x in (rate, rate_variance))
             # Where the two disagree, either may be wrong: the equal mixture. Where the chain's probe has
             # outgrown any culture, it is the wrong one: the other sensor's chain alone.
+            for terms in window_terms:  # a mixture's error is no single chain's: the conservative σ_r there
+                terms[disagree | suspended] = np.nan
             for samples, weight in ((disagree & ~suspended, 0.5), (suspended, 1.0)):
                 index = last_sample_index(alternative.times_h, times[samples])
                 seen = index >= 0
@@ -254,7 +260,7 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
         gas_co2, gas_sd = balance.at(times)
     return UnitEstimates(sensor, times, biomass, biomass_sd, rate, np.sqrt(rate_variance), co2, co2_sd, flags,
                          gas_co2, gas_sd, agreement(co2, co2_sd, gas_co2, gas_sd), informed_by,
-                         drifting)  # fmt: skip
+                         drifting, window_terms)  # fmt: skip
 
 
 def calibrated_biomass(values: np.ndarray, model: GrowthModel) -> tuple[np.ndarray, np.ndarray]:

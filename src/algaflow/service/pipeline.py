@@ -56,10 +56,19 @@ from algaflow.catalog import SENSORS, load_strain
 from algaflow.catalog.events import EventParamsError, check_params
 from algaflow.catalog.frames import EARLIEST, FUTURE_SLACK, GOOD
 from algaflow.control.alarms import AlarmPolicy
-from algaflow.control.decisions import SENSOR_NAMES, Decision, DecisionPolicy, DecisionRows, DecisionState, decide
+from algaflow.control.decisions import (
+    ESTIMATE_INPUTS,
+    SENSOR_NAMES,
+    Decision,
+    DecisionPolicy,
+    DecisionRows,
+    DecisionState,
+    decide,
+)
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
+from algaflow.fusion.growth_window import window_error_terms
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
 from algaflow.fusion.timeline import place_on_samples
 from algaflow.service.calibrations import latest_biomass_calibration, load_biomass_calibration
@@ -438,7 +447,7 @@ class LivePipeline:
         decisions: list[Decision] = []
         estimates: list[tuple] = []
         lag_us = self.settings.late_sample_lag_h * HOUR_US
-        table = np.zeros((samples, 5))  # the decisions' estimate columns at the chain's samples
+        table = np.zeros((samples, len(ESTIMATE_INPUTS)))  # the decisions' estimate columns at the chain's samples
         started = np.zeros(samples, dtype=bool)
         unit_estimates: list[tuple[str, dict[str, np.ndarray], slice]] = []
         for unit_id, track, _, _, sampled in segments:
@@ -457,13 +466,15 @@ class LivePipeline:
                     while track.snapshots and track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
                         track.snapshots.pop(0)
                     started[on] = True
+                    terms = window_error_terms(mean[on], cov[on], self.chains.models[track.index])
                     table[on] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
-                                                 columns["growth_rate_per_h"], columns["growth_rate_sd"], dilution[on]])
+                                                 columns["growth_rate_per_h"], columns["growth_rate_sd"], dilution[on],
+                                                 *terms])  # fmt: skip
                     unit_estimates.append((unit_id, columns, sampled))
         # Decisions for every unit of the batch at once (control.decisions), on all its new rows.
         new_rows = (np.concatenate([np.arange(first, end) for _, _, first, end, _ in segments]) if segments
                     else np.empty(0, dtype=np.int64))  # fmt: skip
-        row_estimates = np.full((new_rows.size, 5), np.nan)
+        row_estimates = np.full((new_rows.size, len(ESTIMATE_INPUTS)), np.nan)
         if samples:
             position = np.searchsorted(new_rows, all_rows)  # both ascending
             row_estimates[position[started]] = table[started]

@@ -17,7 +17,8 @@ from algaflow.fusion.estimator import sensor_growth_model
 from algaflow.fusion.growth import filter_growth
 from algaflow.service.calibrations import load_calibration, save_calibration
 from algaflow.service.config import PipelineSettings
-from algaflow.service.pipeline import STATE_NAME, LivePipeline
+from algaflow.service.pipeline import LivePipeline
+from algaflow.service.pipeline_state import STATE_NAME
 from algaflow.store import ReadingBatch, StoredEvent, open_store
 from algaflow.store.base import IngestBatch, to_time_us
 

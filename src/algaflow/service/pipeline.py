@@ -10,12 +10,9 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   catalog slope; the curve is chosen when the unit's chain starts. A harvest or dilution event removes its
   fraction just before the first sample at or after its time; a dry-weight sample (event ``dry_weight_sample``)
   is a factor on X at the first sample at or after its time. One that comes late (at or before the unit's
-  last processed sample, as lab results do) is absorbed by fixed-lag re-filtering: the unit keeps a saved
-  point (its chain and totals) after the first sample of each hour over the last ``late_sample_lag_h``; the
-  chain goes back to the last one before the sample and re-filters the stored biomass readings and events
-  since, rewriting those estimates, at a cost set by how late the sample is, not by the unit's history (the
-  result equals a chain that had the sample on time); decisions already taken stand, later ones follow the
-  corrected chain. A sample older than the lag is quarantined with the reason;
+  last processed sample, as lab results do) is absorbed by fixed-lag re-filtering (service.pipeline_replay:
+  the chain goes back to its saved point before the sample, at a cost set by how late it is, not by the
+  unit's history); one older than ``late_sample_lag_h`` is quarantined;
 - CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
 - decisions: control.decisions.decide on every new row of every unit of the batch at once (its state arrays
   beside the chains): harvest advice on the daily net growth, DO and temperature alarms on robust readings,
@@ -30,23 +27,22 @@ quarantined (service.quarantine): kept, listed for an admin, skipped; nothing st
 Work is bounded: ``submit`` blocks while ``max_backlog_readings`` readings wait (one batch is always
 admitted), so ingest acknowledges later instead of growing memory (back-pressure).
 
-The state (the chains' and the decisions' arrays and the per-unit totals) is checkpointed in the store every
-``checkpoint_every_s``; after a restart the pipeline loads it and replays from the store what each unit
-received after its checkpointed time, so the state is as if the service had never stopped.
+The state (the chains' and the decisions' arrays and the per-unit totals: service.pipeline_state) is
+checkpointed in the store every ``checkpoint_every_s``; after a restart the pipeline loads it and replays from
+the store what each unit received after its checkpointed time (service.pipeline_replay), so the state is as if
+the service had never stopped. This module is the orchestration: store → chains → decisions → store and
+publish.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import itertools
-import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +65,12 @@ from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
 from algaflow.fusion.growth_window import window_error_terms
-from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError, growth_rate_and_biomass
+from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
 from algaflow.fusion.timeline import place_on_samples
 from algaflow.service.calibrations import latest_biomass_calibration, load_biomass_calibration
 from algaflow.service.config import PipelineSettings
+from algaflow.service.pipeline_replay import absorb_late, replay_stored
+from algaflow.service.pipeline_state import SNAPSHOT_EVERY_US, STATE_NAME, UnitTrack, read_state, state_blob
 from algaflow.service.quarantine import Quarantine
 from algaflow.store import ReadingBatch, Store, StoredEvent
 from algaflow.store.base import ESTIMATE_COLUMNS, to_time_us
@@ -103,42 +101,7 @@ def place_pending(pending: list[tuple[int, float]],
     return index[placed], values[placed], [item for item, now in zip(pending, placed, strict=True) if not now]
 
 
-STATE_NAME = "live_pipeline"
-SNAPSHOT_EVERY_US = HOUR_US  # a saved point of each unit's chain an hour
-PIPELINE_FORMAT = 2  # 2: decisions in control.decisions' state arrays
 DEFAULT_VOLUME_L = 80.0
-
-
-@dataclass(slots=True)
-class UnitTrack:
-    """One unit's running totals and flags beside its chain."""
-
-    index: int  # in the OnlineGrowthFilter; -1 until the unit has a biomass sensor
-    sensor: str | None
-    strain: str
-    volume_l: float
-    last_time_us: int = -(2**62)
-    pending_dilution: list[tuple[int, float]] = field(default_factory=list)  # (time_us, fraction)
-    pending_dry_weight: list[tuple[int, float]] = field(default_factory=list)  # (time_us, g/L)
-    initial: tuple[float, float] | None = None  # X(t₀), its sd
-    last_biomass: tuple[float, float] | None = None
-    harvested: float = 0.0  # Σ f X(t_h⁻), g/L
-    harvested_variance: float = 0.0
-    calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
-    decisions: int = -1  # index in the DecisionState
-    # Saved points: the chain and totals after the first sample of each hour, over the last
-    # ``late_sample_lag_h`` (module doc); nothing is pending right after a sample that has not come since.
-    snapshots: list[dict] = field(default_factory=list)
-
-    def go_back(self, snapshot: dict) -> None:
-        """The totals as they were at ``snapshot`` (the chain is put back by the caller); the harvests and dry
-        weights after it are read again from the store."""
-        self.last_time_us = int(snapshot["time_us"])
-        self.initial = None if snapshot["initial"] is None else tuple(snapshot["initial"])
-        self.last_biomass = tuple(snapshot["last_biomass"])
-        self.harvested, self.harvested_variance = snapshot["harvested"], snapshot["harvested_variance"]
-        self.pending_dilution, self.pending_dry_weight = [], []
-        self.snapshots = [s for s in self.snapshots if s["time_us"] <= snapshot["time_us"]]
 
 
 def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -369,7 +332,7 @@ class LivePipeline:
             if estimates:
                 self.store.write_estimates(pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS]))
             for unit_id, time_us in sorted(self._late.items()):
-                self._absorb_late(unit_id, time_us)
+                absorb_late(self, unit_id, time_us)
             self._late.clear()
             self.store.write_decisions(decisions)
             if time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_every_s:
@@ -547,51 +510,19 @@ class LivePipeline:
                 "co2_captured_sd": co2_sd, "harvested": harvested,
                 "harvested_variance": harvested_variance}  # fmt: skip
 
-    def _absorb_late(self, unit_id: str, time_us: int) -> None:
-        """A dry weight at ``time_us`` that came after the unit's chain had passed it (module doc): the chain and
-        totals go back to the last saved point before it and re-filter the unit's stored biomass readings and
-        events since, rewriting those estimates (the harvest advice stored with them stands); one older than
-        every saved point (``late_sample_lag_h``) is quarantined."""
-        track = self.tracks.get(unit_id)
-        if track is None or track.index < 0:
-            return
-        before = [snapshot for snapshot in track.snapshots if snapshot["time_us"] < time_us]
-        if not before:
-            lag_h = self.settings.late_sample_lag_h
-            self.quarantine.add(unit_id, "event", "dry_weight_sample", time_us, "a dry weight older than the "
-                                f"pipeline's lag ([pipeline] late_sample_lag_h = {lag_h:g} h): not used live; "
-                                "`algaflow fuse` on an export uses it")  # fmt: skip
-            return
-        snapshot, end_us = before[-1], track.last_time_us
-        self.chains.set_unit_state(track.index, snapshot["chain"])
-        track.go_back(snapshot)
-        start_us = track.last_time_us + 1
-        readings = stored_batch(unit_id, self.store.readings(unit_id, [track.sensor], start_us=start_us,
-                                                             end_us=end_us + 1))  # fmt: skip
-        events = stored_events(unit_id, self.store.events(unit_id, start_us=start_us))
+    # ---- state ------------------------------------------------------------------------------------------------
+    def refilter(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> list[tuple]:
+        """Estimate rows of stored readings and events run through the chains again without deciding (a late
+        sample's fixed-lag re-filtering, service.pipeline_replay); the caller holds the lock."""
         self._replaying = True
         try:
-            _, estimates = self._process(readings, events)
+            return self._process(readings, events)[1]
         finally:
             self._replaying = False
-        track.last_time_us = max(track.last_time_us, end_us)
-        if estimates:
-            table = pd.DataFrame(estimates, columns=["unit_id", *ESTIMATE_COLUMNS])
-            stored = self.store.estimates(unit_id, start_us=start_us, end_us=end_us + 1)
-            advice = dict(zip(stored.time_us.tolist(), stored.harvest_ready.tolist(), strict=True))
-            table["harvest_ready"] = [bool(advice.get(t, False)) for t in table.time_us.tolist()]
-            self.store.write_estimates(table)
-        log.info("unit %s: a late dry weight; its chain went back %.1f h and re-filtered %d readings", unit_id,
-                 (end_us - start_us) / HOUR_US, len(readings))  # fmt: skip
 
     # ---- state ------------------------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
-        buffer = io.BytesIO()
-        tracks = {unit: asdict(track) for unit, track in self.tracks.items()}
-        decisions = {f"decisions_{name}": values for name, values in self.decisions.arrays().items()}
-        np.savez(buffer, tracks=np.frombuffer(json.dumps(tracks).encode(), dtype=np.uint8),
-                 pipeline_format=np.array([PIPELINE_FORMAT]), **self.chains.state(), **decisions)  # fmt: skip
-        self.store.save_state(STATE_NAME, buffer.getvalue())
+        self.store.save_state(STATE_NAME, state_blob(self.chains, self.decisions, self.tracks))
         self._last_checkpoint = time.monotonic()
 
     def checkpoint(self) -> None:
@@ -599,73 +530,35 @@ class LivePipeline:
         with self._lock:
             self._checkpoint()
 
-    def _load_state(self, blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str, UnitTrack]] | None:
-        """The chains, decision state and tracks of a saved state; None for an older layout (then everything is
-        replayed)."""
-        with np.load(io.BytesIO(blob)) as saved:
-            try:
-                names = (*OnlineGrowthFilter.STATE_ARRAYS, "format")
-                chains = OnlineGrowthFilter.from_state({name: saved[name] for name in names if name in saved.files})
-            except StateFormatError as error:
-                log.warning("pipeline checkpoint not used (%s): replaying every stored reading", error)
-                return None
-            if "pipeline_format" not in saved.files or int(saved["pipeline_format"][0]) != PIPELINE_FORMAT:
-                log.warning("pipeline checkpoint of an older layout (decisions beside the chains) not used: "
-                            "replaying every stored reading")
-                return None
-            decisions = DecisionState.from_arrays({name.removeprefix("decisions_"): saved[name]
-                                                   for name in saved.files if name.startswith("decisions_")})
-            saved_tracks = json.loads(saved["tracks"].tobytes().decode())
-        tracks = {}
-        for unit, values in saved_tracks.items():
-            values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
-            values["pending_dry_weight"] = [tuple(p) for p in values["pending_dry_weight"]]
-            values["initial"] = None if values["initial"] is None else tuple(values["initial"])
-            values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
-            tracks[unit] = UnitTrack(**values)
-        return chains, decisions, tracks
-
     def restore(self) -> int:
         """Load the last checkpoint and replay what the store received after it; returns the readings replayed.
         A state that cannot be loaded is quarantined and everything is replayed; a unit whose replay fails is
         quarantined and the others go on."""
         self.restoring = True
         try:
-            return self._restore()
+            self._load_checkpoint()
+            return replay_stored(self, list(WATCHED))
         finally:
             self.restoring = False
 
-    def _restore(self) -> int:
+    def _load_checkpoint(self) -> None:
+        """The last checkpoint's state, if there is one of this layout; one that cannot be loaded is
+        quarantined (then everything is replayed)."""
         blob = self.store.load_state(STATE_NAME)
+        if blob is None:
+            return
         with self._lock:
-            if blob is not None:
-                try:
-                    loaded = self._load_state(blob)
-                except Exception as error:
-                    loaded = None
-                    self.quarantine.add("", "state", STATE_NAME, 0, f"the saved pipeline state cannot be loaded "
-                                        f"({type(error).__name__}: {error}); every stored reading is replayed")
-                if loaded is not None:
-                    self.chains, self.decisions, self.tracks = loaded
-                    by_index = sorted((track.decisions, unit) for unit, track in self.tracks.items()
-                                      if track.decisions >= 0)  # fmt: skip
-                    self._decided = [(unit, strain_of(self.tracks[unit].strain)) for _, unit in by_index]
-        replayed = 0
-        for unit_id in self.store.units():
             try:
-                track = self.tracks.get(unit_id)
-                start = None if track is None else track.last_time_us + 1
-                stored = self.store.readings(unit_id, list(WATCHED), start_us=start)
-                events = self.store.events(unit_id, start_us=start)
-                if stored.empty and events.empty:
-                    continue
-                batch = stored_batch(unit_id, stored)
-                self.process(batch, stored_events(unit_id, events))
-                replayed += len(batch)
+                loaded = read_state(blob)
             except Exception as error:
-                self.quarantine.add(unit_id, "batch", "", 0, f"replaying its stored record failed: "
-                                    f"{type(error).__name__}: {error}")  # fmt: skip
-        return replayed
+                self.quarantine.add("", "state", STATE_NAME, 0, f"the saved pipeline state cannot be loaded "
+                                    f"({type(error).__name__}: {error}); every stored reading is replayed")
+                return
+            if loaded is not None:
+                self.chains, self.decisions, self.tracks = loaded
+                by_index = sorted((track.decisions, unit) for unit, track in self.tracks.items()
+                                  if track.decisions >= 0)  # fmt: skip
+                self._decided = [(unit, strain_of(self.tracks[unit].strain)) for _, unit in by_index]
 
     def restore_in_background(self) -> None:
         """Run :meth:`restore` on the worker before anything submitted after this call (start the worker first):
@@ -681,14 +574,3 @@ class LivePipeline:
         self._queue.put(run)
 
 
-def stored_batch(unit_id: str, stored: pd.DataFrame) -> ReadingBatch:
-    """One unit's stored readings (the store's table) as a batch in time order."""
-    stored = stored.sort_values(["time_us", "sensor"], kind="stable")
-    return ReadingBatch(np.full(len(stored), unit_id, dtype=object), stored.sensor.to_numpy(),
-                        stored.time_us.to_numpy(), stored.value.to_numpy(), stored.quality.to_numpy())  # fmt: skip
-
-
-def stored_events(unit_id: str, table: pd.DataFrame) -> list[StoredEvent]:
-    """One unit's stored events as the pipeline takes them; params kept as stored (the pipeline checks them)."""
-    return [StoredEvent(unit_id, int(e.time_us), str(e.kind), e.params)
-            for e in table.itertuples(index=False)]  # fmt: skip

@@ -1,0 +1,95 @@
+"""The live pipeline's state and its checkpoint (service.pipeline): each unit's track (running totals, pending
+harvests and dry weights, saved points for late samples) beside the growth chains' and the decisions' arrays,
+saved in the store as one NumPy archive under ``STATE_NAME``.
+
+A checkpoint of another layout (an older release's chains, or decisions kept elsewhere) is not used: the
+caller replays the store instead, which gives the same state (service.pipeline_replay).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from algaflow.control.decisions import DecisionState
+from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError
+
+log = logging.getLogger("algaflow.pipeline")
+STATE_NAME = "live_pipeline"
+PIPELINE_FORMAT = 2  # 2: decisions in control.decisions' state arrays
+HOUR_US = 3_600_000_000
+SNAPSHOT_EVERY_US = HOUR_US  # a saved point of each unit's chain an hour
+
+
+@dataclass(slots=True)
+class UnitTrack:
+    """One unit's running totals and flags beside its chain."""
+
+    index: int  # in the OnlineGrowthFilter; -1 until the unit has a biomass sensor
+    sensor: str | None
+    strain: str
+    volume_l: float
+    last_time_us: int = -(2**62)
+    pending_dilution: list[tuple[int, float]] = field(default_factory=list)  # (time_us, fraction)
+    pending_dry_weight: list[tuple[int, float]] = field(default_factory=list)  # (time_us, g/L)
+    initial: tuple[float, float] | None = None  # X(t₀), its sd
+    last_biomass: tuple[float, float] | None = None
+    harvested: float = 0.0  # Σ f X(t_h⁻), g/L
+    harvested_variance: float = 0.0
+    calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
+    decisions: int = -1  # index in the DecisionState
+    # Saved points: the chain and totals after the first sample of each hour, over the last
+    # ``late_sample_lag_h`` (service.pipeline_replay.absorb_late); nothing is pending right after a sample.
+    snapshots: list[dict] = field(default_factory=list)
+
+    def go_back(self, snapshot: dict) -> None:
+        """The totals as they were at ``snapshot`` (the chain is put back by the caller); the harvests and dry
+        weights after it are read again from the store."""
+        self.last_time_us = int(snapshot["time_us"])
+        self.initial = None if snapshot["initial"] is None else tuple(snapshot["initial"])
+        self.last_biomass = tuple(snapshot["last_biomass"])
+        self.harvested, self.harvested_variance = snapshot["harvested"], snapshot["harvested_variance"]
+        self.pending_dilution, self.pending_dry_weight = [], []
+        self.snapshots = [s for s in self.snapshots if s["time_us"] <= snapshot["time_us"]]
+
+
+def state_blob(chains: OnlineGrowthFilter, decisions: DecisionState, tracks: dict[str, UnitTrack]) -> bytes:
+    """The whole state as one archive: the chains' arrays, the decisions' arrays (``decisions_*``), the
+    tracks as JSON and the layout's version."""
+    buffer = io.BytesIO()
+    saved_tracks = {unit: asdict(track) for unit, track in tracks.items()}
+    arrays = {f"decisions_{name}": values for name, values in decisions.arrays().items()}
+    np.savez(buffer, tracks=np.frombuffer(json.dumps(saved_tracks).encode(), dtype=np.uint8),
+             pipeline_format=np.array([PIPELINE_FORMAT]), **chains.state(), **arrays)  # fmt: skip
+    return buffer.getvalue()
+
+
+def read_state(blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str, UnitTrack]] | None:
+    """The chains, decision state and tracks of :func:`state_blob`; None for an older layout (then everything
+    is replayed). A damaged archive raises."""
+    with np.load(io.BytesIO(blob)) as saved:
+        try:
+            names = (*OnlineGrowthFilter.STATE_ARRAYS, "format")
+            chains = OnlineGrowthFilter.from_state({name: saved[name] for name in names if name in saved.files})
+        except StateFormatError as error:
+            log.warning("pipeline checkpoint not used (%s): replaying every stored reading", error)
+            return None
+        if "pipeline_format" not in saved.files or int(saved["pipeline_format"][0]) != PIPELINE_FORMAT:
+            log.warning("pipeline checkpoint of an older layout (decisions beside the chains) not used: "
+                        "replaying every stored reading")
+            return None
+        decisions = DecisionState.from_arrays({name.removeprefix("decisions_"): saved[name]
+                                               for name in saved.files if name.startswith("decisions_")})
+        saved_tracks = json.loads(saved["tracks"].tobytes().decode())
+    tracks = {}
+    for unit, values in saved_tracks.items():
+        values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
+        values["pending_dry_weight"] = [tuple(p) for p in values["pending_dry_weight"]]
+        values["initial"] = None if values["initial"] is None else tuple(values["initial"])
+        values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
+        tracks[unit] = UnitTrack(**values)
+    return chains, decisions, tracks

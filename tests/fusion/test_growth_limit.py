@@ -128,3 +128,20 @@ def test_no_simulated_culture_outgrows_its_strain():
                     assert not (onsets >= 0).any(), (profile, family, case.unit, sensor)
                     samples += times.size
     assert samples > 500_000
+
+
+def test_the_transient_after_a_known_harvest_is_no_verdict_on_the_probe():
+    """A harvest drains and refills the tube: the reading falls over 40 minutes instead of stepping (readings
+    mid-mix), a fall faster than any culture is lost. Within the transient after the logged harvest the probe
+    is not judged; logged without its transient, or not logged, the same fall is flagged."""
+    rng = np.random.default_rng(5)
+    times = np.arange(1200) * STEP_H
+    level = np.full(times.size, 0.8)
+    harvest = 600
+    level[harvest:] = 0.8 - 0.56 * np.minimum((times[harvest:] - times[harvest]) / (40 * STEP_H), 1.0)
+    values = level + SIGMA * rng.standard_normal(times.size)
+    at = [times[harvest] - 0.001]
+    noise = np.full(times.size, SIGMA)
+    assert not (outgrowing_onsets(times, values, noise, OFFSET, LIMIT, LIMIT, at, transient_h=2.0) >= 0).any()
+    assert (outgrowing_onsets(times, values, noise, OFFSET, LIMIT, LIMIT, at, transient_h=0.0) >= 0).any()
+    assert (_onsets(times, values) >= 0).any()

@@ -90,6 +90,7 @@ class EventKind:
     name: str
     description: str
     params: MappingProxyType[str, EventParam]
+    transient_h: float = 0.0  # after it, readings are mid-change (the tube drains and refills): no verdict
 
 
 TEXT_PARAM = EventParam("text", "text", "", "an operator's remark")
@@ -118,7 +119,7 @@ def _load() -> MappingProxyType[str, EventKind]:
     for name, row in tomllib.loads(text).items():
         params = {key: _param(f"{name}.{key}", spec) for key, spec in row.get("params", {}).items()}
         params.setdefault("text", TEXT_PARAM)
-        kinds[name] = EventKind(name, row["description"], MappingProxyType(params))
+        kinds[name] = EventKind(name, row["description"], MappingProxyType(params), float(row.get("transient_h", 0.0)))
     return MappingProxyType(kinds)
 
 

@@ -65,6 +65,7 @@ from numba import njit
 
 from algaflow.catalog import SENSORS, Strain
 from algaflow.catalog.decisions import fault_text
+from algaflow.catalog.events import EVENTS
 from algaflow.control.alarms import (
     AlarmPolicy,
     degas_threshold_mg_per_l,
@@ -114,7 +115,7 @@ class DecisionPolicy:
     harvest: HarvestPolicy = field(default_factory=HarvestPolicy)
     alarms: AlarmPolicy = field(default_factory=AlarmPolicy)
     day_h: float = 24.0  # the light cycle the advice judges growth over
-    transient_h: float = 2.0  # after a harvest or dilution: no verdict
+    transient_h: float = EVENTS["harvest"].transient_h  # after a harvest or dilution: no verdict (the catalog's)
     restart_fraction: float = 0.2  # a harvest removing at least this much starts the window afresh
     robust_samples: int = 5  # alarm values: the median of this many readings
     silent_after_h: float = 0.5  # a sensor quiet this long (or 10 periods) while the unit reports is silent

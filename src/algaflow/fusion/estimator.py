@@ -37,6 +37,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from algaflow.catalog import SENSORS, Strain, sensors_with_role
+from algaflow.catalog.events import EVENTS
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_biomass
 from algaflow.fusion.expected_rate import (
@@ -190,7 +191,7 @@ def estimate_unit(times_h: np.ndarray, readings: dict[str, np.ndarray], harvests
     model_readings = unit_model_readings(times_h, readings)
     dry_weight = dry_weight_at_samples(times_h, readings, times)
     recalibrations = sorted((recalibrations_h or {}).get(sensor, []))
-    onsets = outgrowing_probe_onsets(times, values, model, strain, [t for t, _ in harvests] + recalibrations)
+    onsets = outgrowing_probe_onsets(times, values, model, strain, [t for t, _ in harvests], recalibrations)
     suspensions = probe_suspensions(onsets, times, recalibrations)
 
     def chain(withheld: np.ndarray) -> tuple[GrowthEstimates, tuple[str, ...]]:
@@ -275,13 +276,17 @@ def calibrated_biomass(values: np.ndarray, model: GrowthModel) -> tuple[np.ndarr
 
 
 def outgrowing_probe_onsets(times_h: np.ndarray, values: np.ndarray, model: GrowthModel, strain: Strain,
-                            untested_times_h: list[float]) -> np.ndarray:  # fmt: skip
+                            harvest_times_h: list[float],
+                            recalibration_times_h: list[float] = ()) -> np.ndarray:  # fmt: skip
     """fusion.growth_limit's test on a biomass probe's calibrated readings, with limits ``GROWTH_MARGIN`` ×
-    μ_max (windows over ``untested_times_h``, the known harvests and recalibrations, are not tested)."""
+    μ_max; windows over a known harvest or dilution and its transient (the catalog's ``transient_h``), or over
+    a recalibration, are not tested."""
     biomass, noise = calibrated_biomass(values, model)
     limit = GROWTH_MARGIN * strain.mu_max_per_h
+    untested = [*harvest_times_h, *recalibration_times_h]
+    transient = [EVENTS["harvest"].transient_h] * len(harvest_times_h) + [0.0] * len(recalibration_times_h)
     return outgrowing_onsets(times_h, biomass, noise, model.initial_baseline_sd / model.od_per_g_per_l, limit,
-                             limit, untested_times_h)
+                             limit, untested, transient_h=transient)  # fmt: skip
 
 
 def recalibrations_by_sensor(calibration_events: Iterable[tuple[float, dict]],

@@ -26,8 +26,9 @@ model at the level of the last window, σ = √(σ_abs² + (σ_rel s)²) / h'(x)
 1.4826 MAD of the first differences / √2 over its first 243 readings, or those so far), k_σ = 5. All three
 steps must exceed it: that is a ramp. A step in the probe (a knock, an unlogged harvest) lies inside one
 window at most and moves that window's median partway at most (a bubble spike at its middle rank can put
-it halfway), so it accounts for two steps at most; a single spike barely moves a median. Windows that span
-a known harvest are not tested.
+it halfway), so it accounts for two steps at most; a single spike barely moves a median. Windows that meet
+a known harvest, or the transient after it (the catalog's ``transient_h``: the tube drains and refills, a
+reading lands mid-mix), are not tested.
 
 A ramp of r (g/L per h) beyond the bound, sampled every Δ h, is flagged at the smallest scale w with
 (r − μ U) w Δ > k_σ se(w) comfortably, about 4w − 1 samples after it starts: at 1-min OD samples
@@ -71,12 +72,15 @@ def reference_noise_sd(values: np.ndarray, readings: int = REFERENCE_READINGS) -
 def outgrowing_onsets(times_h: np.ndarray, biomass_g_per_l: np.ndarray, noise_sd_g_per_l: np.ndarray,
                        offset_sd_g_per_l: float, max_growth_rate_per_h: float, max_loss_rate_per_h: float,
                        harvest_times_h: np.ndarray | list[float] = (), scales: tuple[int, ...] = SCALES,
-                       sigmas: float = LIMIT_SIGMAS) -> np.ndarray:  # fmt: skip
+                       sigmas: float = LIMIT_SIGMAS,
+                       transient_h: np.ndarray | list[float] | float = 0.0) -> np.ndarray:  # fmt: skip
     """The causal test of the module doc on one probe's calibrated readings ``biomass_g_per_l`` at ``times_h``
     (NaN: no usable reading), each with its noise sd; ``max_growth_rate_per_h`` and ``max_loss_rate_per_h``
-    are μ and λ. Returns, per sample, −1, or where the probe has risen faster than the culture can grow or
-    fallen faster than it can be lost by that sample, the index of the first reading of the earliest first
-    window that showed it (where the ramp the test saw began)."""
+    are μ and λ; ``transient_h`` (one, or one per harvest) how long after each harvest the culture is
+    mid-change: windows that reach into [t_h, t_h + transient] are not tested. Returns, per sample, −1, or
+    where the probe has risen faster than the culture can grow or fallen faster than it can be lost by that
+    sample, the index of the first reading of the earliest first window that showed it (where the ramp the
+    test saw began)."""
     times_h = np.asarray(times_h, dtype=float)
     values = np.asarray(biomass_g_per_l, dtype=float)
     noise = np.broadcast_to(np.asarray(noise_sd_g_per_l, dtype=float), values.shape)
@@ -89,7 +93,9 @@ def outgrowing_onsets(times_h: np.ndarray, biomass_g_per_l: np.ndarray, noise_sd
     onsets = np.full(values.size, -1, dtype=np.int64)
     finite = np.flatnonzero(np.isfinite(values) & np.isfinite(times_h))
     present, times, present_noise = values[finite], times_h[finite], noise[finite]
-    harvests = np.sort(np.asarray(harvest_times_h, dtype=float))
+    starts = np.asarray(harvest_times_h, dtype=float)
+    ends = np.sort(starts + np.broadcast_to(np.asarray(transient_h, dtype=float), starts.shape))
+    starts = np.sort(starts)
     own_noise = reference_noise_sd(present)
     for w in scales:
         span = WINDOWS * w  # readings in the windows that end at k
@@ -109,9 +115,10 @@ def outgrowing_onsets(times_h: np.ndarray, biomass_g_per_l: np.ndarray, noise_sd
             ceiling = np.maximum(earlier, 0.0) + level_margin
             rise = np.minimum(rise, (later - earlier) - ceiling * np.expm1(max_growth_rate_per_h * elapsed))
             fall = np.minimum(fall, (earlier - later) + ceiling * np.expm1(-max_loss_rate_per_h * elapsed))
-        # A known harvest at t_h is applied at the first sample at or after it: windows over (t_first, t_k].
-        spans_harvest = (np.searchsorted(harvests, times[last], side="right")
-                         - np.searchsorted(harvests, times[first], side="right")) > 0
+        # A known harvest at t_h is applied at the first sample at or after it: windows over (t_first, t_k]
+        # that meet [t_h, t_h + transient] are not tested: #(t_h ≤ t_k) − #(t_h + transient ≤ t_first) > 0.
+        spans_harvest = (np.searchsorted(starts, times[last], side="right")
+                         - np.searchsorted(ends, times[first], side="right")) > 0
         flagged = (np.maximum(rise, fall) > sigmas * standard_error) & ~spans_harvest
         at, start = finite[last[flagged]], finite[first[flagged]]
         onsets[at] = np.where(onsets[at] >= 0, np.minimum(onsets[at], start), start)

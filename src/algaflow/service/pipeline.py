@@ -443,7 +443,7 @@ class LivePipeline:
             row_estimates[position[started]] = table[started]
         decision_units = np.concatenate([np.full(end - first, track.decisions) for _, track, first, end, _ in segments]
                                         ) if segments else np.empty(0, dtype=np.int64)  # fmt: skip
-        if self._replaying:  # going back for a late sample: the decisions taken stand (see _absorb_late)
+        if self._replaying:  # going back for a late sample: the decisions taken stand (service.pipeline_replay)
             ready = np.zeros(new_rows.size, dtype=bool)
         else:
             rows = DecisionRows(decision_units, times[new_rows], good_values[new_rows], row_estimates)

@@ -3,7 +3,7 @@ after its checkpoint (:func:`replay_stored`); and a dry weight that came late, b
 (:func:`absorb_late`).
 
 Fixed-lag re-filtering: each unit keeps a saved point (its chain and totals, service.pipeline_state) after
-the first sample of each hour over the last ``late_sample_lag_h``. A dry weight dated at or before the unit's
+the first sample of every 4 hours over the last ``late_sample_lag_h``. A dry weight dated at or before the unit's
 last processed sample sends the chain back to the last saved point before it; the unit's stored biomass
 readings and events since are filtered again, the dry weight among them, and those estimates rewritten. The
 chain is deterministic given its inputs, so the result is the chain that had the sample on time; the cost is

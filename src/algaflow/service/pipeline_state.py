@@ -22,7 +22,8 @@ log = logging.getLogger("algaflow.pipeline")
 STATE_NAME = "live_pipeline"
 PIPELINE_FORMAT = 2  # 2: decisions in control.decisions' state arrays
 HOUR_US = 3_600_000_000
-SNAPSHOT_EVERY_US = HOUR_US  # a saved point of each unit's chain an hour
+SNAPSHOT_EVERY_US = 4 * HOUR_US  # a saved point of each unit's chain every 4 hours
+SNAPSHOT_TOTALS = ("initial", "initial_sd", "last_biomass", "last_biomass_sd", "harvested", "harvested_variance")
 
 
 @dataclass(slots=True)
@@ -42,7 +43,7 @@ class UnitTrack:
     harvested_variance: float = 0.0
     calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
     decisions: int = -1  # index in the DecisionState
-    # Saved points: the chain and totals after the first sample of each hour, over the last
+    # Saved points: the chain and totals after the first sample of each 4 hours, over the last
     # ``late_sample_lag_h`` (service.pipeline_replay.absorb_late); nothing is pending right after a sample.
     snapshots: list[dict] = field(default_factory=list)
 
@@ -59,10 +60,20 @@ class UnitTrack:
 
 def state_blob(chains: OnlineGrowthFilter, decisions: DecisionState, tracks: dict[str, UnitTrack]) -> bytes:
     """The whole state as one archive: the chains' arrays, the decisions' arrays (``decisions_*``), the
-    tracks as JSON and the layout's version."""
+    tracks as JSON but for their saved points (``snapshot_*`` arrays: binary, they are most of the state) and
+    the layout's version."""
     buffer = io.BytesIO()
     saved_tracks = {unit: asdict(track) for unit, track in tracks.items()}
+    for track in saved_tracks.values():
+        track["snapshots"] = len(track["snapshots"])
+    snapshots = [s for track in tracks.values() for s in track.snapshots]
+    width = len(snapshots[0]["chain"]) if snapshots else 0
     arrays = {f"decisions_{name}": values for name, values in decisions.arrays().items()}
+    arrays |= {"snapshot_time": np.array([s["time_us"] for s in snapshots], dtype=np.int64),
+               "snapshot_chain": np.array([s["chain"] for s in snapshots], dtype=float).reshape(-1, width),
+               "snapshot_totals": np.array([[*(s["initial"] or (np.nan, np.nan)), *s["last_biomass"], s["harvested"],
+                                             s["harvested_variance"]] for s in snapshots],
+                                           dtype=float).reshape(-1, len(SNAPSHOT_TOTALS))}  # fmt: skip
     np.savez(buffer, tracks=np.frombuffer(json.dumps(saved_tracks).encode(), dtype=np.uint8),
              pipeline_format=np.array([PIPELINE_FORMAT]), **chains.state(), **arrays)  # fmt: skip
     return buffer.getvalue()
@@ -85,11 +96,20 @@ def read_state(blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str
         decisions = DecisionState.from_arrays({name.removeprefix("decisions_"): saved[name]
                                                for name in saved.files if name.startswith("decisions_")})
         saved_tracks = json.loads(saved["tracks"].tobytes().decode())
+        snapshot_arrays = saved["snapshot_time"], saved["snapshot_chain"], saved["snapshot_totals"]
     tracks = {}
+    first = 0
     for unit, values in saved_tracks.items():
         values["pending_dilution"] = [tuple(p) for p in values["pending_dilution"]]
         values["pending_dry_weight"] = [tuple(p) for p in values["pending_dry_weight"]]
         values["initial"] = None if values["initial"] is None else tuple(values["initial"])
         values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
+        count, values["snapshots"] = values["snapshots"], []
+        for time_us, chain, totals in zip(*(a[first : first + count] for a in snapshot_arrays), strict=True):
+            initial = None if np.isnan(totals[0]) else (float(totals[0]), float(totals[1]))
+            values["snapshots"].append({"time_us": int(time_us), "chain": chain.tolist(), "initial": initial,
+                                        "last_biomass": (float(totals[2]), float(totals[3])),
+                                        "harvested": float(totals[4]), "harvested_variance": float(totals[5])})
+        first += count
         tracks[unit] = UnitTrack(**values)
     return chains, decisions, tracks

@@ -33,6 +33,7 @@ from algaflow.control.decisions import (
     stuck_run_length,
 )
 from algaflow.control.harvest import HarvestPolicy, growth_stopped_probability, harvest_ready
+from algaflow.fusion.sensor_information import DARK_SETTLE_H
 
 STRAIN = load_strain("chlorella_vulgaris")
 POLICY = DecisionPolicy()
@@ -739,3 +740,34 @@ REFUSED = [{"day_h": 0.0}, {"transient_h": -1.0}, {"restart_fraction": 0.0}, {"r
 def test_policy_refuses_what_it_cannot_judge(kwargs):
     with pytest.raises(ValueError):
         DecisionPolicy(**kwargs)
+
+
+def _dark_pair_rows(days: float, drift_per_day: float, seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Tank and tube pH every 5 minutes under 12 h light / 12 h dark: in the light the tube's pH runs 0.2 above
+    the tank's (the tubes take CO2 up), in the dark they read one water; the tube probe drifts from day 1."""
+    rng = np.random.default_rng(seed)
+    hours = np.arange(0.0, days * 24.0, 5.0 / 60.0)
+    lit = (hours % 24.0) < 12.0
+    tank = 7.5 + rng.normal(0, 0.01, hours.size)
+    tube = 7.5 + 0.2 * lit + np.maximum(hours - 24.0, 0.0) / 24.0 * drift_per_day + rng.normal(0, 0.01, hours.size)
+    par = np.where(lit, 800.0, 0.0) + np.abs(rng.normal(0, 3.0, hours.size))  # the catalog's PAR noise
+    return (hours * 3.6e9).astype(np.int64), {"ph_tank": np.round(tank, 3), "ph_tube": np.round(tube, 3),
+                                              "par_surface": np.round(par, 0)}  # fmt: skip
+
+
+def test_a_ph_pair_drifting_apart_in_the_dark_is_a_disagreeing_fault_on_both_and_a_healthy_pair_never_is():
+    """The dark-pair CUSUM (module doc): a tube electrode drifting 0.1 pH a day is flagged on both probes during
+    a dark period, never in the light (where the pair differs by physics); a healthy pair over 10 days with
+    the same day/night swing raises nothing."""
+    strain = load_strain("chlorella_vulgaris")
+    times, readings = _dark_pair_rows(4.0, 0.1, seed=3)
+    decisions, _ = decide_unit("u", strain, times, readings)
+    faults = [d for d in decisions if d.kind == "sensor_fault"]
+    assert {(d.params["sensor"], d.params["fault"]) for d in faults} == {("ph_tank", "disagreeing"),
+                                                                         ("ph_tube", "disagreeing")}
+    hours = [d.time_us / 3.6e9 for d in faults]
+    assert all(h % 24.0 >= 12.0 + DARK_SETTLE_H for h in hours)  # in the dark, after the tube has settled
+    assert all("disagrees with the unit's other probe" in d.reason for d in faults)
+    healthy_times, healthy = _dark_pair_rows(10.0, 0.0, seed=4)
+    decisions, _ = decide_unit("u", strain, healthy_times, healthy)
+    assert not [d for d in decisions if d.kind == "sensor_fault"]

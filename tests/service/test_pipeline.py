@@ -267,3 +267,11 @@ def test_the_checkpoint_keeps_the_saved_points_so_a_late_dry_weight_after_a_rest
     assert after != before  # the resumed chain took the sample in
     assert after == running.chains.unit_state(running.tracks["r1"].index)
     assert resumed.tracks["r1"] == running.tracks["r1"]
+
+
+def test_a_pipeline_that_has_seen_nothing_checkpoints_and_restores(store):
+    """No unit, no saved point yet: the checkpoint is written and read back (it once failed on empty arrays)."""
+    LivePipeline(store).checkpoint()
+    resumed = LivePipeline(store)
+    assert resumed.restore() == 0
+    assert resumed.tracks == {} and resumed.decisions.units == 0

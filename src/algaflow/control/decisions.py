@@ -43,7 +43,13 @@ temperature alarm the robust temperature that costs the most growth.
 - ``out_of_range``: a robust reading at or above the top of the catalog range (a probe pinned at its end)
   or below its bottom by more than 3 noise sd; closed once back inside;
 - ``silent``: no reading for ``silent_after_h`` (at least 10 sampling periods) while the unit sends others;
-  closed by the next reading,
+  closed by the next reading;
+- ``disagreeing``: the two probes of a dark pair (fusion.sensor_information.DARK_PAIRS: tank and tube pH,
+  one water once the light has been off for ``DARK_SETTLE_H``) drift apart: Page's two-sided CUSUM of
+  fusion.sensor_health on their difference D, standardised by its spread over the first ``DRIFT_WINDOW``
+  joint dark samples and beyond the electrodes' calibration accuracy τ, u = sign(e) max(0, |e| − τ/σ_D)
+  clipped to ±c, opens on both probes at max(S⁺, S⁻) > h (the offline median test is not run live; the
+  CUSUM finds a drift of 0.05 pH a day within hours of the dark), and closes once the sums fall back,
 
 lab samples and actuator settings (catalog roles ``lab``, ``actuator``: a lamp at full power is no probe
 pinned at its end) raise no sensor fault;
@@ -74,6 +80,14 @@ from algaflow.control.alarms import (
     temperature_thresholds_c,
 )
 from algaflow.control.harvest import HarvestPolicy
+from algaflow.fusion.sensor_health import CUSUM_ALLOWANCE, CUSUM_CLIP, CUSUM_THRESHOLD, DRIFT_WINDOW
+from algaflow.fusion.sensor_information import (
+    DARK_PAIRS,
+    DARK_PAR_UMOL,
+    DARK_SETTLE_H,
+    HOLD_H,
+    PH_CALIBRATION_ACCURACY,
+)
 
 HOUR_US = 3_600_000_000
 WINDOW_BIN_H = 1.0 / 6.0  # the daily window keeps one estimate per 10 minutes
@@ -83,7 +97,14 @@ STUCK_CHANCE = 1e-7  # per reading: a healthy sensor repeats this often at most 
 SENSOR_NAMES = tuple(SENSORS)  # the columns of ReadingRows.values
 DO_SENSORS = ("do_tank", "do_tube")
 TEMPERATURE_SENSORS = ("temp_tank", "temp_tube")
-FAULTS = ("", "silent", "stuck", "out_of_range")  # codes 0..3 (0: none)
+FAULTS = ("", "silent", "stuck", "out_of_range", "disagreeing")  # codes 0..4 (0: none)
+# Dark pairs (fusion.sensor_information.DARK_PAIRS): per pair, the state's slots and the reference window.
+(LAST_LIGHT, LAST_PAR_TIME, LAST_PAR, LAST_OTHER_TIME, LAST_OTHER, REFERENCE_COUNT, REFERENCE_DIFFERENCE, SPREAD,
+ CUSUM_UP, CUSUM_DOWN) = range(10)  # fmt: skip
+PAIR_SLOTS = 10
+PAIR_INDEX = np.array([[SENSOR_NAMES.index(own), SENSOR_NAMES.index(other)] for own, other in DARK_PAIRS],
+                      dtype=np.int64).reshape(-1, 2)  # fmt: skip
+PAIR_NOISE = np.array([float(np.hypot(SENSORS[own].noise_sd, SENSORS[other].noise_sd)) for own, other in DARK_PAIRS])
 UNWATCHED_ROLES = ("lab", "actuator")  # sampled by hand or set by command: no sensor fault
 # DecisionRows.estimates columns: the estimate, the fraction removed just before it, and (NaN where the
 # estimator gives none) the biomass sd not shared across a window through the probe's baseline, the
@@ -128,7 +149,7 @@ class DecisionPolicy:
 
 
 STATE_ARRAYS = ("flags", "harvest", "window", "window_count", "recent", "runs", "last_seen_us", "faults",
-                "alarm_limits")  # fmt: skip
+                "alarm_limits", "pairs", "pair_reference")  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -145,6 +166,8 @@ class DecisionState:
     last_seen_us: np.ndarray  # (units, sensors), NaN: never
     faults: np.ndarray  # (units, sensors) int: the open fault's code in FAULTS
     alarm_limits: np.ndarray  # (units, 6): DO on, off; T low on, off; T high on, off (the unit's strain)
+    pairs: np.ndarray  # (units, dark pairs, PAIR_SLOTS): light, the other probe's last reading, reference, CUSUM
+    pair_reference: np.ndarray  # (units, dark pairs, DRIFT_WINDOW): the first differences in the dark
 
     @classmethod
     def empty(cls, policy: DecisionPolicy) -> DecisionState:
@@ -152,7 +175,8 @@ class DecisionState:
         return cls(np.zeros((0, 3), dtype=bool), np.empty((0, 4)), np.empty((0, WINDOW_CAPACITY, 4)),
                    np.zeros(0, dtype=np.int64), np.empty((0, sensors, policy.robust_samples - 1)),
                    np.empty((0, sensors, 2)), np.empty((0, sensors)), np.zeros((0, sensors), dtype=np.int64),
-                   np.empty((0, 6)))  # fmt: skip
+                   np.empty((0, 6)), np.empty((0, len(DARK_PAIRS), PAIR_SLOTS)),
+                   np.empty((0, len(DARK_PAIRS), DRIFT_WINDOW)))  # fmt: skip
 
     @property
     def units(self) -> int:
@@ -174,6 +198,10 @@ class DecisionState:
         self.last_seen_us = np.vstack([self.last_seen_us, np.full((1, sensors), np.nan)])
         self.faults = np.vstack([self.faults, np.zeros((1, sensors), dtype=np.int64)])
         self.alarm_limits = np.vstack([self.alarm_limits, [limits]])
+        pair = np.full((1, len(DARK_PAIRS), PAIR_SLOTS), np.nan)
+        pair[..., [REFERENCE_COUNT, CUSUM_UP, CUSUM_DOWN]] = 0.0
+        self.pairs = np.concatenate([self.pairs, pair])
+        self.pair_reference = np.concatenate([self.pair_reference, np.full((1, len(DARK_PAIRS), DRIFT_WINDOW), np.nan)])
         return self.units - 1
 
     def reset_unit(self, index: int, strain: Strain, policy: DecisionPolicy) -> None:
@@ -270,10 +298,52 @@ def _median_of_finite(values: np.ndarray) -> float:
 
 
 @njit(cache=True, error_model="numpy")
+def _dark_pairs(u, t, row, pairs, reference, pair_index, pair_noise, par_column, hold_us, settle_us):
+    """One row of the dark-pair drift test (module doc) for unit ``u``; True for the sensors of a pair that
+    disagrees now (its CUSUM above h, held between joint dark samples)."""
+    flagged = np.zeros(row.shape[0], dtype=np.bool_)
+    par = row[par_column]
+    for p in range(pair_index.shape[0]):
+        state = pairs[u, p]
+        if math.isfinite(par):
+            state[LAST_PAR_TIME], state[LAST_PAR] = t, par
+            if par > DARK_PAR_UMOL or not math.isfinite(state[LAST_LIGHT]):  # a record that starts dark: since then
+                state[LAST_LIGHT] = t
+        own, other = row[pair_index[p, 0]], row[pair_index[p, 1]]
+        if math.isfinite(other):
+            state[LAST_OTHER_TIME], state[LAST_OTHER] = t, other
+        dark = (t - state[LAST_PAR_TIME] <= hold_us and state[LAST_PAR] <= DARK_PAR_UMOL
+                and t - state[LAST_LIGHT] >= settle_us)  # NaN compares False  # fmt: skip
+        if math.isfinite(own) and dark and t - state[LAST_OTHER_TIME] <= hold_us:
+            difference = own - state[LAST_OTHER]
+            count = int(state[REFERENCE_COUNT])
+            width = reference.shape[2]
+            if count < width:  # the reference: the first window of joint dark samples
+                reference[u, p, count] = difference
+                state[REFERENCE_COUNT] = count + 1
+                if count + 1 == width:
+                    first = np.median(reference[u, p])
+                    spread = 1.4826 * np.median(np.abs(reference[u, p] - first))
+                    state[REFERENCE_DIFFERENCE], state[SPREAD] = first, max(pair_noise[p], spread)
+            else:  # Page's two-sided CUSUM beyond the calibration tolerance (fusion.sensor_health)
+                spread = state[SPREAD]
+                standardised = (difference - state[REFERENCE_DIFFERENCE]) / spread
+                excess = max(0.0, abs(standardised) - PH_CALIBRATION_ACCURACY / spread)
+                step = min(max(math.copysign(excess, standardised), -CUSUM_CLIP), CUSUM_CLIP)
+                cap = 2.0 * CUSUM_THRESHOLD
+                state[CUSUM_UP] = min(cap, max(0.0, state[CUSUM_UP] + step - CUSUM_ALLOWANCE))
+                state[CUSUM_DOWN] = min(cap, max(0.0, state[CUSUM_DOWN] - step - CUSUM_ALLOWANCE))
+        if max(state[CUSUM_UP], state[CUSUM_DOWN]) > CUSUM_THRESHOLD:
+            flagged[pair_index[p, 0]] = True
+            flagged[pair_index[p, 1]] = True
+    return flagged
+
+
+@njit(cache=True, error_model="numpy")
 def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_fraction, bin_us, threshold,
             probability_on, probability_off, min_biomass, stuck_run, tolerance, low, bottom, high, silent_us, group,
             flags, harvest, window, window_count, recent, runs, last_seen, faults, limits, ready_out,
-            daily_out):  # fmt: skip
+            daily_out, pairs, pair_reference, pair_index, pair_noise, par_column, hold_us, settle_us):  # fmt: skip
     # Each event: (row, kind index in KINDS, sensor index or -1, fault code, a, b, c, d).
     events = [(0, 0, 0, 0, 0.0, 0.0, 0.0, 0.0)]
     events.pop()
@@ -286,6 +356,8 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
         do_high, do_seen = -math.inf, False
         hot_on, hot_seen, hot_off = False, False, True
         hot_values = np.full(2, math.nan)  # the robust temperatures of the row, in SENSOR_NAMES order
+        disagreeing = _dark_pairs(u, t, values[k], pairs, pair_reference, pair_index, pair_noise, par_column,
+                                  hold_us, settle_us)  # fmt: skip
         for j in range(sensors):
             v = values[k, j]
             now = faults[u, j]
@@ -305,7 +377,7 @@ def _decide(unit, time_us, values, estimates, day_us, transient_us, restart_frac
                 elif robust < low[j] or robust >= high[j]:
                     now = 3
                 else:
-                    now = 0
+                    now = 4 if disagreeing[j] else 0
                 if group[j] == 1:
                     do_seen = True
                     do_high = max(do_high, robust)
@@ -432,7 +504,9 @@ def decide(state: DecisionState, policy: DecisionPolicy, rows: DecisionRows, uni
                      WINDOW_BIN_H * HOUR_US, harvest.growth_threshold_per_h, harvest.probability_on,
                      harvest.probability_off, harvest.min_biomass_g_per_l, *_sensor_constants(policy), state.flags,
                      state.harvest, state.window, state.window_count, state.recent, state.runs, state.last_seen_us,
-                     state.faults, state.alarm_limits, ready, daily)  # fmt: skip
+                     state.faults, state.alarm_limits, ready, daily, state.pairs, state.pair_reference, PAIR_INDEX,
+                     PAIR_NOISE, SENSOR_NAMES.index("par_surface"), HOLD_H * HOUR_US,
+                     DARK_SETTLE_H * HOUR_US)  # fmt: skip
     decisions = [_decision(event, rows, unit_ids, strains, policy) for event in events]
     return decisions, state, Advice(ready, daily[:, 0], daily[:, 1])
 

@@ -20,7 +20,7 @@ from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError
 
 log = logging.getLogger("algaflow.pipeline")
 STATE_NAME = "live_pipeline"
-PIPELINE_FORMAT = 2  # 2: decisions in control.decisions' state arrays
+PIPELINE_FORMAT = 3  # 2: decisions in control.decisions' state arrays; 3: and the dark pairs' drift state
 HOUR_US = 3_600_000_000
 SNAPSHOT_EVERY_US = 4 * HOUR_US  # a saved point of each unit's chain every 4 hours
 SNAPSHOT_TOTALS = ("initial", "initial_sd", "last_biomass", "last_biomass_sd", "harvested", "harvested_variance")
@@ -68,12 +68,12 @@ def state_blob(chains: OnlineGrowthFilter, decisions: DecisionState, tracks: dic
         track["snapshots"] = len(track["snapshots"])
     snapshots = [s for track in tracks.values() for s in track.snapshots]
     width = len(snapshots[0]["chain"]) if snapshots else 0
+    chain = np.array([s["chain"] for s in snapshots], dtype=float).reshape(len(snapshots), width)
+    totals = np.array([[*(s["initial"] or (np.nan, np.nan)), *s["last_biomass"], s["harvested"],
+                        s["harvested_variance"]] for s in snapshots], dtype=float)  # fmt: skip
     arrays = {f"decisions_{name}": values for name, values in decisions.arrays().items()}
-    arrays |= {"snapshot_time": np.array([s["time_us"] for s in snapshots], dtype=np.int64),
-               "snapshot_chain": np.array([s["chain"] for s in snapshots], dtype=float).reshape(-1, width),
-               "snapshot_totals": np.array([[*(s["initial"] or (np.nan, np.nan)), *s["last_biomass"], s["harvested"],
-                                             s["harvested_variance"]] for s in snapshots],
-                                           dtype=float).reshape(-1, len(SNAPSHOT_TOTALS))}  # fmt: skip
+    arrays |= {"snapshot_time": np.array([s["time_us"] for s in snapshots], dtype=np.int64), "snapshot_chain": chain,
+               "snapshot_totals": totals.reshape(len(snapshots), len(SNAPSHOT_TOTALS))}
     np.savez(buffer, tracks=np.frombuffer(json.dumps(saved_tracks).encode(), dtype=np.uint8),
              pipeline_format=np.array([PIPELINE_FORMAT]), **chains.state(), **arrays)  # fmt: skip
     return buffer.getvalue()

@@ -1,5 +1,5 @@
-"""Decisions from one unit's estimates and readings: a pure step from (new rows, the unit's decision state,
-the policy) to (decisions, new state). The live pipeline and ``algaflow fuse`` both call :func:`decide`; the
+"""Decisions from the units' estimates and readings: a pure step from (new rows, the decision state, the
+policy) to (decisions, new state). The live pipeline and ``algaflow fuse`` both call :func:`decide`; the
 kinds, their titles and severities are the catalog's (algaflow.catalog.decisions).
 
 **Harvest advice judges growth over the light cycle.** A culture respires in the dark, so its growth rate at
@@ -48,13 +48,13 @@ temperature alarm the robust temperature that costs the most growth.
   one water once the light has been off for ``DARK_SETTLE_H``) drift apart: Page's two-sided CUSUM of
   fusion.sensor_health on their difference D, standardised by its spread over the first ``DRIFT_WINDOW``
   joint dark samples and beyond the electrodes' calibration accuracy τ, u = sign(e) max(0, |e| − τ/σ_D)
-  clipped to ±c, opens on both probes at max(S⁺, S⁻) > h (the offline median test is not run live; the
-  CUSUM finds a drift of 0.05 pH a day within hours of the dark), and closes once the sums fall back,
+  clipped to ±c, opens on both probes at max(S⁺, S⁻) > h (the offline median test is not run live; a tube
+  electrode drifting 0.05 pH a day under 12 h nights is flagged 16–18 h after the drift starts, in its
+  first night), and closes once the sums fall back;
 
-lab samples and actuator settings (catalog roles ``lab``, ``actuator``: a lamp at full power is no probe
-pinned at its end) raise no sensor fault;
-
-and ``sensor_ok`` closes it, so faults reach the fleet view and the Alarms page with the catalog's words.
+and ``sensor_ok`` closes it, so faults reach the fleet view and the Alarms page with the catalog's words. Lab
+samples and actuator settings (catalog roles ``lab``, ``actuator``: a lamp at full power is no probe pinned
+at its end) raise no sensor fault.
 
 All of it runs for every unit at once: the state is a few arrays with a leading unit axis
 (:class:`DecisionState`, checkpointable), the rows of a batch go through one compiled loop, and only the

@@ -88,3 +88,20 @@ def test_the_alarm_book_read_tick_by_tick_equals_the_history_of_the_whole_record
     kinds = [(a.kind, a.opened_us) for a in book.alarms(store, "r1")]
     assert ("temperature", int(last.time_us)) in kinds
     assert kinds == [(a.kind, a.opened_us) for a in alarm_history("r1", store.decisions("r1"), store.events("r1"))]
+
+
+def test_sensor_faults_are_one_alarm_per_sensor_named_in_plain_words(store):
+    """``sensor_fault`` / ``sensor_ok`` pair per sensor (catalog.decisions): two probes' faults at one time are
+    two alarms; the one closed is the one its sensor's ``sensor_ok`` names; the label is the reason."""
+    t = [to_time_us(T0 + timedelta(hours=h)) for h in range(3)]
+    decisions = pd.DataFrame({"time_us": [t[0], t[0], t[1], t[2]],
+                              "kind": ["sensor_fault", "sensor_fault", "sensor_ok", "degas_on"],
+                              "reason": ["do_tank: reading stuck at one value", "ph_tube: disagrees", "", "O2"],
+                              "params": [{"sensor": "do_tank", "fault": "stuck"},
+                                         {"sensor": "ph_tube", "fault": "disagreeing"},
+                                         {"sensor": "do_tank", "fault": "stuck"}, {}]})  # fmt: skip
+    history = alarm_history("r1", decisions, store.events("r1"))
+    assert [(a.kind, a.open) for a in history] == [("sensor do_tank", False), ("sensor ph_tube", True),
+                                                   ("degas", True)]  # fmt: skip
+    assert history[0].label == "do_tank: reading stuck at one value" and history[0].severity == "warning"
+    assert history[2].label == "dissolved O2 high: degas"

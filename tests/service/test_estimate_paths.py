@@ -109,13 +109,29 @@ def same(got: tuple[pd.DataFrame, list[tuple]], expected: tuple[pd.DataFrame, li
     """Estimates column for column; decisions by time, kind and what they name. A decision's numbers may
     differ where it was taken before the late dry weight came (at 66 h, for 45 h): it stands as taken, on
     what was known then (service.pipeline_replay), while the reference had the sample from the start."""
-    pd.testing.assert_frame_equal(got[0], expected[0], check_exact=False, rtol=1e-9, atol=1e-12)
+    numbers = [c for c in COMPARED if c != "harvest_ready"]
+    pd.testing.assert_frame_equal(got[0][numbers], expected[0][numbers], check_exact=False, rtol=1e-9, atol=1e-12)
+    # the advice stored from 45 h until the late sample came (66 h) is as it was taken, on what was known then
+    hours = (expected[0].time_us - expected[0].time_us.iloc[0]) / 3.6e9
+    known = (hours < 45.0) | (hours >= 66.0)
+    assert (got[0].harvest_ready[known] == expected[0].harvest_ready[known]).all()
+
+    start = expected[0].time_us.iloc[0]
+
+    def taken_late(t: int, kind: str) -> bool:  # harvest advice between the late sample's time and its arrival
+        return kind.startswith("harvest") and start + 45 * 3.6e9 <= t < start + 66 * 3.6e9
 
     def named(decisions: list[tuple]) -> list[tuple]:
         return [(t, kind, json.loads(params).get("sensor"), json.loads(params).get("fault"))
-                for t, kind, params in decisions]  # fmt: skip
+                for t, kind, params in decisions if not taken_late(t, kind)]  # fmt: skip
+
+    def advice(decisions: list[tuple]) -> list[tuple]:
+        return [(t, kind) for t, kind, _ in decisions if taken_late(t, kind)]
 
     assert named(got[1]) == named(expected[1])
+    # advice taken before the late sample came: the same advice, within an hour of the reference's
+    assert [kind for _, kind in advice(got[1])] == [kind for _, kind in advice(expected[1])]
+    assert all(abs(a - b) <= 3.6e9 for (a, _), (b, _) in zip(advice(got[1]), advice(expected[1]), strict=True))
     late = [k for k, (t, *_) in enumerate(expected[1]) if t >= expected[0].time_us.iloc[0] + 45 * 3.6e9]
     assert got[1][: late[0] if late else None] == expected[1][: late[0] if late else None]
 
@@ -203,10 +219,8 @@ def test_mqtt_gives_the_reference(tmp_path, record, require_service):
         service.stop()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: the live service runs the growth chain alone; `algaflow fuse` "
-                   "the full offline estimator (stuck and growth-limit checks, the two-sensor mixture, the "
-                   "model-informed growth rate): one estimator for both is not built yet")  # fmt: skip
-def test_fuse_on_the_same_record_gives_the_reference(tmp_path, record):
+def fused(tmp_path, record: list[dict]) -> pd.DataFrame:
+    """``algaflow fuse`` on the record written as a telemetry and an events file."""
     from algaflow.cli.fuse import fuse_file
 
     rows = [{"unit_id": f["unit_id"], "time": f["time"], "sensor": s, "value": v}
@@ -215,7 +229,35 @@ def test_fuse_on_the_same_record_gives_the_reference(tmp_path, record):
                "params": json.dumps(e["params"])} for f in record for e in f["events"]]  # fmt: skip
     pd.DataFrame(rows).to_csv(tmp_path / "telemetry.csv", index=False)
     pd.DataFrame(events).to_csv(tmp_path / "events.csv", index=False)
-    fused = fuse_file(tmp_path / "telemetry.csv", tmp_path / "estimates.csv", tmp_path / "events.csv")
+    return fuse_file(tmp_path / "telemetry.csv", tmp_path / "estimates.csv", tmp_path / "events.csv")
+
+
+def test_fuse_with_one_biomass_sensor_gives_the_live_estimates(tmp_path, record):
+    """One biomass probe (the turbidity probe taken out) that sticks for an hour: the stuck readings withheld,
+    μ informed by the reactor model from the light, temperature, pH and DO sensors, the harvests, the dry
+    weights (the late one too), the gap: ``algaflow fuse`` and the live pipeline give the same estimates."""
+    one = []
+    for k, frame in enumerate(record):
+        readings = {s: v for s, v in frame["readings"].items() if s != "turbidity_tube"}
+        if 240 <= k < 252:  # 20 h to 21 h: the OD probe sticks
+            readings["od750"] = record[239]["readings"]["od750"]
+        one.append({**frame, "readings": readings})
+    expected, _ = at_once(tmp_path, "c1", one)
+    got = fused(tmp_path, one)
+    assert len(got) == len(expected)
+    assert (got.sample_flag.iloc[246:252] == "stuck").all()
+    for name in ("biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd", "co2_captured_g",
+                 "co2_captured_sd"):  # fmt: skip
+        # to rounding: the offline chain takes its fast scalar step where the live one takes the general one
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-7, atol=1e-10, err_msg=name)
+    np.testing.assert_array_equal(got.harvest_ready, expected.harvest_ready)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 20: the live pipeline streams the stuck check and the model-informed "
+                   "growth rate, not yet the two-sensor mixture nor the growth-limit suspension that `algaflow "
+                   "fuse` has: the estimates part where the turbidity probe starts drifting (39 h)")  # fmt: skip
+def test_fuse_on_the_same_record_gives_the_reference(tmp_path, record):
+    got = fused(tmp_path, record)
     expected, _ = at_once(tmp_path, "c1", record)
-    np.testing.assert_allclose(fused.biomass_g_per_l, expected.biomass_g_per_l, rtol=1e-9)
-    np.testing.assert_allclose(fused.growth_rate_per_h, expected.growth_rate_per_h, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got.biomass_g_per_l, expected.biomass_g_per_l, rtol=1e-9)
+    np.testing.assert_allclose(got.growth_rate_per_h, expected.growth_rate_per_h, rtol=1e-9, atol=1e-12)

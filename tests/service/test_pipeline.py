@@ -1,6 +1,8 @@
 """The live pipeline against the batch estimator it streams, and across a restart."""
 
 import io
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -256,7 +258,8 @@ def test_the_checkpoint_keeps_the_saved_points_so_a_late_dry_weight_after_a_rest
     running.checkpoint()
     resumed = LivePipeline(store, settings)
     resumed.restore()
-    assert resumed.tracks["r1"].snapshots == running.tracks["r1"].snapshots
+    # (as JSON: a saved point has NaN where the unit has no first-pass chain, and NaN != NaN)
+    assert same_json(resumed.tracks["r1"].snapshots, running.tracks["r1"].snapshots)
     assert len(running.tracks["r1"].snapshots) >= 10
     late = StoredEvent("r1", to_time_us(T0 + timedelta(hours=50.01)), "dry_weight_sample", {"g_per_l": 1.2})
     store.write_events([late])
@@ -266,7 +269,11 @@ def test_the_checkpoint_keeps_the_saved_points_so_a_late_dry_weight_after_a_rest
     after = resumed.chains.unit_state(resumed.tracks["r1"].index)
     assert after != before  # the resumed chain took the sample in
     assert after == running.chains.unit_state(running.tracks["r1"].index)
-    assert resumed.tracks["r1"] == running.tracks["r1"]
+    assert same_json(asdict(resumed.tracks["r1"]), asdict(running.tracks["r1"]))
+
+
+def same_json(first: object, second: object) -> bool:
+    return json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
 
 
 def test_a_pipeline_that_has_seen_nothing_checkpoints_and_restores(store):

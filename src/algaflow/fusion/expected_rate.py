@@ -12,7 +12,9 @@ else at the tank: incident PAR ``par_surface``; temperature ``temp_tube``/``temp
 contributes the factor 1 (its effect is left to the random walk; respiration is then taken at 20 °C);
 without ``par_surface`` there is no model input at all. Readings are causal: each sensor's last valid
 sample (held over dropouts; readings outside the catalog's plausible range are not valid), after a
-running median over ``MEDIAN_SAMPLES`` samples that removes spikes and bubbles.
+running median over ``MEDIAN_SAMPLES`` samples that removes spikes and bubbles (the first ones padded with
+the first value); a condition is read, at each time, from the first of its sensors with a reading so far.
+fusion.online_rate streams the same readings frame by frame.
 
 The chain takes the increments Δμ_model between consecutive samples as a known input, so the state is
 μ = μ_model + δ with δ the model's error as a random walk: the sensors' white noise on μ_model telescopes
@@ -78,7 +80,7 @@ def causal_reading(times_h: np.ndarray, sample_times_h: np.ndarray, values: np.n
         return result
     order = np.argsort(sample_times_h, kind="stable")
     sample_times_h, values = sample_times_h[order], values[order]
-    running = trailing_median(values, min(MEDIAN_SAMPLES, values.size))
+    running = trailing_median(values, MEDIAN_SAMPLES)
     index = last_sample_index(sample_times_h, times_h)
     seen = index >= 0
     result[seen] = running[index[seen]]
@@ -119,20 +121,46 @@ def model_rate_input(times_h: np.ndarray, readings: dict[str, Samples], biomass_
     entry is μ_model itself, the prior mean of μ), or None when the unit has no ``par_surface``.
     ``readings``: sensor → (sample times, values), any sampling; ``biomass_g_per_l`` at ``times_h``
     (the causal OD-only estimate: self-shading changes slowly, so its error barely moves ⟨f_light⟩)."""
-    sources = condition_sources(readings)
-    if "par" not in sources:
+    if "par" not in condition_sources(readings):
         return None
+    medians = np.full((np.size(times_h), len(MODEL_INPUT_SENSORS)), np.nan)
+    for column, sensor in enumerate(MODEL_INPUT_SENSORS):
+        if sensor in readings:
+            sample_times, values = readings[sensor]
+            medians[:, column] = causal_reading(times_h, sample_times, plausible(sensor, values))
+    rate = rate_from_medians(medians, biomass_g_per_l, strain, reactor)
+    return rate_increments(rate, 0.0)[0]
+
+
+def plausible(sensor: str, values: np.ndarray) -> np.ndarray:
+    """``values`` with those outside the catalog's range of ``sensor`` as NaN (pH 23 says nothing)."""
+    low, high = SENSORS[sensor].range
+    values = np.asarray(values, dtype=float)
+    return np.where((values >= low) & (values <= high), values, np.nan)
+
+
+def rate_from_medians(medians: np.ndarray, biomass_g_per_l: np.ndarray, strain: Strain,
+                      reactor: ReactorGeometry) -> np.ndarray:  # fmt: skip
+    """μ_model (1/h) at each row of ``medians`` (rows, ``MODEL_INPUT_SENSORS``: each sensor's causal reading,
+    NaN where it has none yet): each condition from the first of its sensors with a reading at that row; NaN
+    where there is no light reading or no biomass."""
     conditions = {}
-    for condition, sensor in sources.items():
-        sample_times, values = readings[sensor]
-        low, high = SENSORS[sensor].range
-        plausible = np.where((values >= low) & (values <= high), values, np.nan)  # pH 23 says nothing
-        conditions[condition] = causal_reading(times_h, sample_times, plausible)
+    for condition, sensors in CONDITION_SENSORS.items():
+        value = np.full(medians.shape[0], np.nan)
+        for sensor in reversed(sensors):  # the preferred sensor last: it overwrites where it has a reading
+            column = medians[:, MODEL_INPUT_SENSORS.index(sensor)]
+            value = np.where(np.isfinite(column), column, value)
+        conditions[condition] = value
     rate = expected_growth_rate(conditions, biomass_g_per_l, strain, reactor)
-    rate = np.where(np.isfinite(conditions["par"]) & np.isfinite(biomass_g_per_l), rate, np.nan)
-    rate = _hold_last(rate)
-    rate = np.nan_to_num(rate, nan=0.0)
-    return np.diff(rate, prepend=0.0)
+    return np.where(np.isfinite(conditions["par"]) & np.isfinite(biomass_g_per_l), rate, np.nan)
+
+
+def rate_increments(rate: np.ndarray, last_rate: float) -> tuple[np.ndarray, float]:
+    """Δμ_model at each sample from μ_model (``rate``, NaN where it cannot be read: the last one holds) and
+    the one before the first (``last_rate``; 0 before any); returns the increments and the last rate."""
+    held = _hold_last(np.r_[last_rate, np.asarray(rate, dtype=float)])
+    held = np.nan_to_num(held, nan=0.0)
+    return np.diff(held), float(held[-1])
 
 
 def condition_sources(readings: dict[str, Samples]) -> dict[str, str]:

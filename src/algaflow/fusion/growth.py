@@ -25,7 +25,7 @@ F_ℓ = diag(1/X⁻, 1, 1, 1) F_X diag(X_k, 1, 1, 1) and G_X = diag(X^s_k) G_ℓ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit, prange
@@ -260,7 +260,7 @@ def filter_growth(times_h: np.ndarray, od: np.ndarray, dilution_fraction: np.nda
     if rate_input is None:
         rate_input = np.zeros_like(od)
     else:
-        model = replace(model, growth_rate_diffusion=model.informed_growth_rate_diffusion)
+        model = model.informed()
     rate_input = np.ascontiguousarray(np.atleast_2d(rate_input), dtype=float)
     if rate_input.shape != od.shape or not np.isfinite(rate_input).all():
         raise ValueError(f"rate_input {rate_input.shape} must be finite and match od {od.shape}")

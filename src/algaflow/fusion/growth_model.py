@@ -3,7 +3,7 @@ the noise and calibration parameters, shared by the chain's steps in biomass and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,6 +48,11 @@ class GrowthModel:
                      "drift_diffusion", "initial_drift_sd"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"GrowthModel.{name} must be ≥ 0 (got {getattr(self, name)})")
+
+    def informed(self) -> GrowthModel:
+        """This factor where the reactor model informs μ (fusion.expected_rate): μ's random walk is then the
+        model's error, with the smaller diffusion ``informed_growth_rate_diffusion``."""
+        return replace(self, growth_rate_diffusion=self.informed_growth_rate_diffusion)
 
     def as_array(self) -> np.ndarray:
         return np.array([self.od_per_g_per_l, self.od_noise_sd, self.od_relative_noise, self.growth_rate_diffusion,

@@ -47,8 +47,8 @@ FIRST_TIME, PRE_START_LOG_SURVIVAL, STARTED = range(3)
 
 
 @njit(cache=True, error_model="numpy")
-def _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_variance, models, mean, cov, clock,
-             rejected, pre_start, flags, out_mean, out_cov, save, saved) -> None:  # fmt: skip
+def _advance(unit_index, times_h, values, dilution, rate_input, dry_weight, dry_weight_variance, models, mean, cov,
+             clock, rejected, pre_start, flags, out_mean, out_cov, save, saved) -> None:  # fmt: skip
     n = N_GROWTH_STATE
     scratch = step_scratch()
     prior_mean = np.empty(n)
@@ -77,8 +77,8 @@ def _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_varia
         previous_mean[:] = mean[u]
         previous_cov[:, :] = cov[u]
         run = rejected[u, : max(int(model[JUMP_CONFIRMATIONS]), 1)]
-        flags[k] = growth_step(time, value, dilution[k], 0.0, model, previous_mean, previous_cov, clock[u], run,
-                               mean[u], cov[u], prior_mean, prior_cov, transition, scratch)  # fmt: skip
+        flags[k] = growth_step(time, value, dilution[k], rate_input[k], model, previous_mean, previous_cov, clock[u],
+                               run, mean[u], cov[u], prior_mean, prior_cov, transition, scratch)  # fmt: skip
         if math.isfinite(dry_weight[k]):
             dry_weight_update(mean[u], cov[u], dry_weight[k], dry_weight_variance)
         out_mean[k, :] = mean[u]
@@ -127,12 +127,14 @@ class OnlineGrowthFilter:
 
     def update(self, unit_index: np.ndarray, times_h: np.ndarray, values: np.ndarray,
                dilution_fraction: np.ndarray | None = None, dry_weight: np.ndarray | None = None,
-               dry_weight_sd: float = 0.02, save: np.ndarray | None = None,
+               dry_weight_sd: float = 0.02, save: np.ndarray | None = None, rate_input: np.ndarray | None = None,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
         """Advance by samples in the order given (a unit may appear several times, in time order):
         ``dilution_fraction`` is the known fraction removed just before each sample, ``dry_weight`` a manual
         dry weight (g/L, sd ``dry_weight_sd``) taken with it (NaN where none; a factor on X after the OD
-        factor, as in :func:`~algaflow.fusion.growth.filter_growth`). Returns per sample the posterior mean
+        factor, as in :func:`~algaflow.fusion.growth.filter_growth`), ``rate_input`` the model's expected change
+        of μ just before each sample (fusion.expected_rate; a unit it informs is added with
+        ``GrowthModel.informed()``, as filter_growth takes it). Returns per sample the posterior mean
         (k, 4), covariance (k, 4, 4) (NaN before the unit's chain starts) and flag. ``save``: samples after
         which the unit's whole chain is kept (:attr:`saved`, a row per sample as :meth:`unit_state` gives it,
         NaN elsewhere), so a late sample can go back to it (:meth:`set_unit_state`)."""
@@ -148,6 +150,10 @@ class OnlineGrowthFilter:
             raise IndexError(f"unit index out of range (this filter has {self.units} units)")
         if np.any((dilution < 0) | (dilution >= 1)):
             raise ValueError("dilution_fraction must lie in [0, 1): the fraction of culture removed")
+        rate_input = (np.zeros(samples) if rate_input is None
+                      else np.ascontiguousarray(rate_input, dtype=float))  # fmt: skip
+        if rate_input.shape != (samples,) or not np.isfinite(rate_input).all():
+            raise ValueError("rate_input must be finite, one per sample")
         dry_weight = (np.full(samples, np.nan) if dry_weight is None
                       else np.ascontiguousarray(dry_weight, dtype=float))  # fmt: skip
         if dry_weight.shape != (samples,) or not dry_weight_sd > 0:
@@ -160,8 +166,8 @@ class OnlineGrowthFilter:
             raise ValueError("save must be 1-D, one per sample")
         width = sum(getattr(self, name)[0].size for name in self.STATE_ARRAYS[1:]) if self.units else 0
         self.saved = np.full((samples if save.any() else 0, width), np.nan)
-        _advance(unit_index, times_h, values, dilution, dry_weight, dry_weight_sd**2, self.models, self.mean, self.cov,
-                 self.clock, self.rejected, self.pre_start, flags, out_mean, out_cov, save,
+        _advance(unit_index, times_h, values, dilution, rate_input, dry_weight, dry_weight_sd**2, self.models,
+                 self.mean, self.cov, self.clock, self.rejected, self.pre_start, flags, out_mean, out_cov, save,
                  self.saved if save.any() else np.empty((1, width)))  # fmt: skip
         return out_mean, out_cov, flags
 

@@ -67,25 +67,32 @@ from scipy.ndimage import median_filter
 STUCK_RUN = 7
 
 
-def stuck_samples(values: np.ndarray, noise_sd: float, resolution: float, run: int = STUCK_RUN) -> np.ndarray | None:
+def stuck_samples(values: np.ndarray, noise_sd: float, resolution: float, run: int = STUCK_RUN,
+                  state: np.ndarray | None = None) -> np.ndarray | None:  # fmt: skip
     """Causal stuck flags: True from the ``run``-th equal reading in a row on (NaN breaks no run: dropouts are
-    skipped). None when the sensor's noise is below its resolution (repeats carry no evidence)."""
+    skipped). None when the sensor's noise is below its resolution (repeats carry no evidence). ``state``:
+    (last finite reading, length of its run) before the first value, updated in place, so a live reader
+    that calls this frame by frame gets the flags of the whole record (default: no reading before)."""
     values = np.asarray(values, dtype=float)
     if not noise_sd >= max(resolution, 1e-12):
         return None
+    state = np.array([np.nan, 0.0]) if state is None else state
     flags = np.zeros(values.size, dtype=bool)
-    finite = np.flatnonzero(np.isfinite(values))
-    if finite.size < run:
-        return flags
-    present = values[finite]
-    tolerance = 0.5 * resolution if resolution > 0 else 0.0
-    repeats = np.abs(np.diff(present)) <= tolerance
-    # Equal readings in a row ending at each sample: position minus the start of its run, plus one.
-    position = np.arange(present.size)
-    run_start = np.maximum.accumulate(np.where(np.r_[True, ~repeats], position, 0))
-    length = position - run_start + 1
-    flags[finite[length >= run]] = True
+    _stuck_runs(np.ascontiguousarray(values), 0.5 * resolution if resolution > 0 else 0.0, run, state, flags)
     return flags
+
+
+@njit(cache=True)
+def _stuck_runs(values, tolerance, run, state, flags) -> None:  # fmt: skip
+    last, length = state[0], state[1]
+    for k in range(values.size):
+        value = values[k]
+        if value != value:
+            continue
+        length = length + 1.0 if length > 0.0 and abs(value - last) <= tolerance else 1.0
+        last = value
+        flags[k] = length >= run
+    state[0], state[1] = last, length
 
 
 SPIKE_SIGMAS = 6.0

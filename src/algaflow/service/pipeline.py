@@ -4,7 +4,13 @@ and decisions published back to the unit.
 Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
 
 - biomass and growth rate: the growth chain (fusion.online) on the unit's biomass sensor, the first of
-  fusion.estimator.BIOMASS_SENSORS it has, with that sensor's factor (``sensor_growth_model``): the newest
+  fusion.estimator.BIOMASS_SENSORS it has, its stuck readings withheld (fusion.sensor_health.stuck_samples,
+  the run carried from frame to frame); where the unit reads its incident light (``par_surface``, declared in
+  its metadata or seen by the time its chain starts), μ informed by the reactor model as fusion.estimator does
+  it: a first-pass chain on the probe alone gives the biomass that shades the tubes, the model-input sensors'
+  running medians (fusion.online_rate) give μ_model, and its increments are the main chain's known input
+  (geometry: the lab tubular loop, as ``algaflow fuse``'s default). The chain has that sensor's factor
+  (``sensor_growth_model``): the newest
   stored calibration curve for that sensor and the unit's strain in ``calibrations`` (``algaflow calibrate
   --store``) when there is one, with its slope's uncertainty added to the biomass variance, else the strain's
   catalog slope; the curve is chosen when the unit's chain starts. A harvest or dilution event removes its
@@ -64,8 +70,12 @@ from algaflow.control.decisions import (
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
+from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry, rate_from_medians, rate_increments
+from algaflow.fusion.growth_model import BIOMASS
 from algaflow.fusion.growth_window import window_error_terms
 from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
+from algaflow.fusion.online_rate import OnlineConditions
+from algaflow.fusion.sensor_health import stuck_samples
 from algaflow.fusion.timeline import place_on_samples
 from algaflow.service.calibrations import latest_biomass_calibration, load_biomass_calibration
 from algaflow.service.config import PipelineSettings
@@ -102,6 +112,27 @@ def place_pending(pending: list[tuple[int, float]],
 
 
 DEFAULT_VOLUME_L = 80.0
+PAR_COLUMN = MODEL_INPUT_SENSORS.index("par_surface")
+
+
+def withhold_stuck(values: np.ndarray, sensor: str, track: UnitTrack,
+                   saves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A unit's probe readings with the stuck ones (fusion.sensor_health.stuck_samples, its run carried from
+    frame to frame in ``track.stuck``) as NaN, as the offline estimator withholds them; and the run's state
+    (last reading, run length) after each sample of ``saves`` (NaN elsewhere)."""
+    spec = SENSORS[sensor]
+    state = np.asarray(track.stuck, dtype=float)
+    points = np.full((values.size, 2), np.nan)
+    withheld = values.copy()
+    cuts = (np.flatnonzero(saves) + 1).tolist()
+    for start, end in itertools.pairwise([0, *cuts, values.size]):
+        flags = stuck_samples(values[start:end], spec.noise_sd, spec.resolution, state=state)
+        if flags is not None:
+            withheld[start:end][flags] = np.nan
+        if end in cuts:
+            points[end - 1] = state
+    track.stuck = state.tolist()
+    return withheld, points
 
 
 def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -141,6 +172,8 @@ class LivePipeline:
         self.publish = publish
         self.policy = DecisionPolicy(alarms=AlarmPolicy(self.settings.alarm_loss_on, self.settings.alarm_loss_off))
         self.chains = OnlineGrowthFilter()
+        self.conditions = OnlineConditions()
+        self.reactor = ReactorGeometry()  # the model's light response: the lab tubular loop, as `algaflow fuse`'s
         self.decisions = DecisionState.empty(self.policy)
         self._decided: list[tuple[str, object]] = []  # by decision index: the unit and its strain
         self.tracks: dict[str, UnitTrack] = {}
@@ -240,7 +273,8 @@ class LivePipeline:
             if unit_id not in self._metadata:  # read the registry again only for a unit not seen in it
                 self._metadata = self.store.units()
             strain, volume_l, sensors = self._unit_metadata(unit_id, self._metadata.get(unit_id))
-            track = UnitTrack(index=-1, sensor=None, strain=strain, volume_l=volume_l)
+            track = UnitTrack(index=-1, sensor=None, strain=strain, volume_l=volume_l,
+                              informed="par_surface" in sensors)  # fmt: skip
             declared = [s for s in BIOMASS_SENSORS if s in sensors]
             if declared:
                 track.sensor = declared[0]
@@ -248,6 +282,8 @@ class LivePipeline:
         if track.decisions < 0 or track.decisions >= len(self._decided):
             track.decisions = self.decisions.add_unit(strain_of(track.strain), self.policy)
             self._decided.append((unit_id, strain_of(track.strain)))
+        if track.conditions < 0:
+            track.conditions = self.conditions.add_unit()
         if track.index < 0:
             if track.sensor is None:
                 seen = [s for s in BIOMASS_SENSORS if s in sensors_seen]
@@ -256,8 +292,15 @@ class LivePipeline:
                 found = latest_biomass_calibration(self.calibrations, track.sensor, track.strain)
                 track.calibration = None if found is None else found[1].name
                 curve = None if found is None else found[0]
-                track.index = self.chains.add_unit(sensor_growth_model(track.sensor, load_strain(track.strain),
-                                                                       calibration=curve))  # fmt: skip
+                model = sensor_growth_model(track.sensor, load_strain(track.strain), calibration=curve)
+                # The reactor model informs μ where the unit reads its light by the time its chain starts: a
+                # first-pass chain on the probe alone gives the biomass that shades the tubes (fusion.estimator).
+                track.informed = bool(track.informed or "par_surface" in sensors_seen
+                                      or self.conditions.started[track.conditions, PAR_COLUMN])  # fmt: skip
+                if track.informed:
+                    track.first_pass = self.chains.add_unit(model)
+                    model = model.informed()
+                track.index = self.chains.add_unit(model)
         return track
 
     def _unit_metadata(self, unit_id: str, metadata: object) -> tuple[str, float, set[str]]:
@@ -369,9 +412,6 @@ class LivePipeline:
         column = {name: k for k, name in enumerate(WATCHED)}
         segments: list[tuple[str, UnitTrack, int, int, slice]] = []  # unit, track, its new rows, its samples
         sample_rows: list[np.ndarray] = []
-        sample_chains: list[np.ndarray] = []
-        sample_dilutions: list[np.ndarray] = []
-        sample_dry_weights: list[np.ndarray] = []
         sample_values: list[np.ndarray] = []
         sample_saves: list[np.ndarray] = []
         samples = 0
@@ -388,25 +428,35 @@ class LivePipeline:
             if track.index >= 0 and sensor_column >= 0:
                 rows = first + np.flatnonzero(~np.isnan(raw_values[first:end, sensor_column]))
                 sample_rows.append(rows)
-                sample_chains.append(np.full(rows.size, track.index))
-                sample_values.append(raw_values[rows, sensor_column])
-                sample_dilutions.append(self._dilutions(track, times[rows]))
-                sample_dry_weights.append(self._dry_weights(track, times[rows]))
                 hours = times[rows] // SNAPSHOT_EVERY_US
                 saved_hour = track.snapshots[-1]["time_us"] // SNAPSHOT_EVERY_US if track.snapshots else -1
                 sample_saves.append(np.r_[True, hours[1:] != hours[:-1]] & (hours > saved_hour))
+                sample_values.append(raw_values[rows, sensor_column])
             segments.append((unit_id, track, first, end, slice(samples, samples + rows.size)))
             samples += rows.size
             track.last_time_us = int(times[end - 1])
         self.frames_processed += sum(end - first for _, _, first, end, _ in segments)
+        new_rows = (np.concatenate([np.arange(first, end) for _, _, first, end, _ in segments]) if segments
+                    else np.empty(0, dtype=np.int64))  # fmt: skip
         if samples:
             all_rows = np.concatenate(sample_rows)
-            dilution = np.concatenate(sample_dilutions)
-            mean, cov, _ = self.chains.update(np.concatenate(sample_chains), times[all_rows] / HOUR_US,
-                                              np.concatenate(sample_values), dilution,
-                                              np.concatenate(sample_dry_weights), DRY_WEIGHT_SD,
-                                              np.concatenate(sample_saves))  # fmt: skip
-            saves, saved = np.concatenate(sample_saves), self.chains.saved
+            saves = np.concatenate(sample_saves)
+            position = np.searchsorted(new_rows, all_rows)  # both ascending
+            row_saves = np.zeros(new_rows.size, dtype=bool)
+            row_saves[position] = saves
+        else:
+            row_saves = np.zeros(new_rows.size, dtype=bool)
+        # The model-input sensors' running medians on every new row (fusion.online_rate), kept at the saved points.
+        condition_units = (np.concatenate([np.full(end - first, track.conditions)
+                                           for _, track, first, end, _ in segments])
+                           if segments else np.empty(0, dtype=np.int64))  # fmt: skip
+        medians = self.conditions.update(condition_units, {name: raw_values[new_rows, column[name]]
+                                                           for name in MODEL_INPUT_SENSORS}, row_saves)  # fmt: skip
+        if samples:
+            mean, cov, dilution, points = self._advance_chains(segments, times, all_rows, sample_values, saves,
+                                                               medians[position],
+                                                               self.conditions.saved[position] if saves.any()
+                                                               else None)  # fmt: skip
         decisions: list[Decision] = []
         estimates: list[tuple] = []
         lag_us = self.settings.late_sample_lag_h * HOUR_US
@@ -421,7 +471,7 @@ class LivePipeline:
                     totals = columns.pop("harvested"), columns.pop("harvested_variance")
                     on = sampled.start + np.flatnonzero(~np.isnan(mean[sampled, 0]))
                     for j in np.flatnonzero(saves[on]).tolist():
-                        track.snapshots.append({"time_us": int(times[all_rows[on[j]]]), "chain": saved[on[j]].tolist(),
+                        track.snapshots.append({"time_us": int(times[all_rows[on[j]]]), "chain": points[on[j]],
                                                 "initial": track.initial, "harvested": float(totals[0][j]),
                                                 "harvested_variance": float(totals[1][j]),
                                                 "last_biomass": (float(columns["biomass_g_per_l"][j]),
@@ -435,11 +485,8 @@ class LivePipeline:
                                                  *terms])  # fmt: skip
                     unit_estimates.append((unit_id, columns, sampled))
         # Decisions for every unit of the batch at once (control.decisions), on all its new rows.
-        new_rows = (np.concatenate([np.arange(first, end) for _, _, first, end, _ in segments]) if segments
-                    else np.empty(0, dtype=np.int64))  # fmt: skip
         row_estimates = np.full((new_rows.size, len(ESTIMATE_INPUTS)), np.nan)
         if samples:
-            position = np.searchsorted(new_rows, all_rows)  # both ascending
             row_estimates[position[started]] = table[started]
         decision_units = np.concatenate([np.full(end - first, track.decisions) for _, track, first, end, _ in segments]
                                         ) if segments else np.empty(0, dtype=np.int64)  # fmt: skip
@@ -458,6 +505,68 @@ class LivePipeline:
                 columns["harvest_ready"] = ready_at_samples[sampled][started[sampled]]
                 estimates += [(unit_id, *row) for row in zip(*columns.values(), strict=True)]
         return decisions, estimates
+
+    def _advance_chains(self, segments: list[tuple[str, UnitTrack, int, int, slice]], times: np.ndarray,
+                        all_rows: np.ndarray, sample_values: list[np.ndarray], saves: np.ndarray, medians: np.ndarray,
+                        condition_points: np.ndarray | None,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[float] | None]]:  # fmt: skip
+        """Every unit's chain over its new samples, as fusion.estimator runs it on a whole record: the probe's
+        stuck readings withheld; where the reactor model informs μ, its increments from the first-pass chain's
+        biomass and the conditions' running medians at the samples (``medians``). Returns the chains' posteriors,
+        the dilution at each sample and, at each sample of ``saves``, the unit's saved point (main chain,
+        first-pass chain, conditions (``condition_points``), last μ_model, stuck run; None elsewhere)."""
+        values = np.concatenate(sample_values)
+        hours = times[all_rows] / HOUR_US
+        samples = values.size
+        dilution, dry_weight = np.empty(samples), np.empty(samples)
+        chain, first_pass = np.empty(samples, dtype=np.int64), np.empty(samples, dtype=np.int64)
+        stuck_points = np.full((samples, 2), np.nan)
+        rate_input, rate_points = np.zeros(samples), np.full(samples, np.nan)
+        for _, track, _, _, sampled in segments:
+            if sampled.stop > sampled.start:
+                sample_times = times[all_rows[sampled]]
+                dilution[sampled] = self._dilutions(track, sample_times)
+                dry_weight[sampled] = self._dry_weights(track, sample_times)
+                chain[sampled], first_pass[sampled] = track.index, track.first_pass
+                values[sampled], stuck_points[sampled] = withhold_stuck(values[sampled], track.sensor, track,
+                                                                        saves[sampled])  # fmt: skip
+                rate_points[sampled] = track.last_rate
+        informed = first_pass >= 0
+        width = len(self.chains.unit_state(0))
+        first_pass_points = np.full((samples, width), np.nan)
+        if informed.any():
+            first_mean, _, _ = self.chains.update(first_pass[informed], hours[informed], values[informed],
+                                                  dilution[informed], dry_weight[informed], DRY_WEIGHT_SD,
+                                                  saves[informed])  # fmt: skip
+            if saves[informed].any():
+                first_pass_points[informed] = self.chains.saved
+            biomass = np.full(samples, np.nan)
+            biomass[informed] = first_mean[:, BIOMASS]
+            for _, track, _, _, sampled in segments:
+                if track.first_pass >= 0 and sampled.stop > sampled.start:
+                    rate = rate_from_medians(medians[sampled], biomass[sampled], strain_of(track.strain), self.reactor)
+                    before = track.last_rate
+                    rate_input[sampled], track.last_rate = rate_increments(rate, before)
+                    for j in np.flatnonzero(saves[sampled]).tolist():
+                        rate_points[sampled.start + j] = rate_increments(rate[: j + 1], before)[1]
+        mean, cov, _ = self.chains.update(chain, hours, values, dilution, dry_weight, DRY_WEIGHT_SD, saves, rate_input)
+        points: list[list[float] | None] = [None] * samples
+        for k in np.flatnonzero(saves).tolist():
+            points[k] = [*self.chains.saved[k], *first_pass_points[k], *condition_points[k], rate_points[k],
+                         *stuck_points[k]]  # fmt: skip
+        return mean, cov, dilution, points
+
+    def go_back(self, track: UnitTrack, snapshot: dict) -> None:
+        """Put a unit's chains, condition readings and totals back to a saved point (service.pipeline_replay)."""
+        point = np.asarray(snapshot["chain"], dtype=float)
+        width, conditions = len(self.chains.unit_state(track.index)), self.conditions.width
+        self.chains.set_unit_state(track.index, point[:width])
+        if track.first_pass >= 0:
+            self.chains.set_unit_state(track.first_pass, point[width : 2 * width])
+        self.conditions.set_unit_state(track.conditions, point[2 * width : 2 * width + conditions])
+        track.last_rate = float(point[2 * width + conditions])
+        track.stuck = point[2 * width + conditions + 1 :].tolist()
+        track.go_back(snapshot)
 
     @staticmethod
     def _dilutions(track: UnitTrack, sample_times_us: np.ndarray) -> np.ndarray:
@@ -522,7 +631,7 @@ class LivePipeline:
 
     # ---- state ------------------------------------------------------------------------------------------------
     def _checkpoint(self) -> None:
-        self.store.save_state(STATE_NAME, state_blob(self.chains, self.decisions, self.tracks))
+        self.store.save_state(STATE_NAME, state_blob(self.chains, self.conditions, self.decisions, self.tracks))
         self._last_checkpoint = time.monotonic()
 
     def checkpoint(self) -> None:
@@ -555,7 +664,7 @@ class LivePipeline:
                                     f"({type(error).__name__}: {error}); every stored reading is replayed")
                 return
             if loaded is not None:
-                self.chains, self.decisions, self.tracks = loaded
+                self.chains, self.conditions, self.decisions, self.tracks = loaded
                 by_index = sorted((track.decisions, unit) for unit, track in self.tracks.items()
                                   if track.decisions >= 0)  # fmt: skip
                 self._decided = [(unit, strain_of(self.tracks[unit].strain)) for _, unit in by_index]

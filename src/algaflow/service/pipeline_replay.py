@@ -2,7 +2,8 @@
 after its checkpoint (:func:`replay_stored`); and a dry weight that came late, by fixed-lag re-filtering
 (:func:`absorb_late`).
 
-Fixed-lag re-filtering: each unit keeps a saved point (its chain and totals, service.pipeline_state) after
+Fixed-lag re-filtering: each unit keeps a saved point (its chains, condition readings and totals,
+service.pipeline_state) after
 the first sample of every 4 hours over the last ``late_sample_lag_h``. A dry weight dated at or before the unit's
 last processed sample sends the chain back to the last saved point before it; the unit's stored biomass
 readings and events since are filtered again, the dry weight among them, and those estimates rewritten. The
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS
 from algaflow.service.pipeline_state import HOUR_US
 from algaflow.store import ReadingBatch, StoredEvent
 from algaflow.store.base import ESTIMATE_COLUMNS
@@ -78,11 +80,11 @@ def absorb_late(pipeline: LivePipeline, unit_id: str, time_us: int) -> None:
                                 "`algaflow fuse` on an export uses it")  # fmt: skip
         return
     snapshot, end_us = before[-1], track.last_time_us
-    pipeline.chains.set_unit_state(track.index, snapshot["chain"])
-    track.go_back(snapshot)
+    pipeline.go_back(track, snapshot)
     start_us = track.last_time_us + 1
     store = pipeline.store
-    readings = stored_batch(unit_id, store.readings(unit_id, [track.sensor], start_us=start_us, end_us=end_us + 1))
+    sensors = [track.sensor, *MODEL_INPUT_SENSORS]  # the conditions' running medians go on from the point too
+    readings = stored_batch(unit_id, store.readings(unit_id, sensors, start_us=start_us, end_us=end_us + 1))
     events = stored_events(unit_id, store.events(unit_id, start_us=start_us))
     estimates = pipeline.refilter(readings, events)
     track.last_time_us = max(track.last_time_us, end_us)

@@ -17,10 +17,12 @@ import numpy as np
 
 from algaflow.control.decisions import DecisionState
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError
+from algaflow.fusion.online_rate import OnlineConditions
 
 log = logging.getLogger("algaflow.pipeline")
 STATE_NAME = "live_pipeline"
-PIPELINE_FORMAT = 3  # 2: decisions in control.decisions' state arrays; 3: and the dark pairs' drift state
+PIPELINE_FORMAT = 4  # 2: decisions in control.decisions' state arrays; 3: and the dark pairs' drift state;
+# 4: the model-informed μ (first-pass chains, condition readings) and the probe's stuck run
 HOUR_US = 3_600_000_000
 SNAPSHOT_EVERY_US = 4 * HOUR_US  # a saved point of each unit's chain every 4 hours
 SNAPSHOT_TOTALS = ("initial", "initial_sd", "last_biomass", "last_biomass_sd", "harvested", "harvested_variance")
@@ -43,7 +45,12 @@ class UnitTrack:
     harvested_variance: float = 0.0
     calibration: str | None = None  # file name of the stored curve the chain uses; None: the catalog slope
     decisions: int = -1  # index in the DecisionState
-    # Saved points: the chain and totals after the first sample of each 4 hours, over the last
+    informed: bool = False  # the reactor model informs μ (the unit reads par_surface): a first-pass chain beside
+    first_pass: int = -1  # the first-pass chain's index in the OnlineGrowthFilter (-1: none)
+    conditions: int = -1  # index in the OnlineConditions
+    last_rate: float = 0.0  # the last μ_model read (1/h), from which the next increment is taken
+    stuck: list[float] = field(default_factory=lambda: [float("nan"), 0.0])  # the probe's last reading, its run
+    # Saved points: the chains, condition readings and totals after the first sample of each 4 hours, over the last
     # ``late_sample_lag_h`` (service.pipeline_replay.absorb_late); nothing is pending right after a sample.
     snapshots: list[dict] = field(default_factory=list)
 
@@ -58,7 +65,8 @@ class UnitTrack:
         self.snapshots = [s for s in self.snapshots if s["time_us"] <= snapshot["time_us"]]
 
 
-def state_blob(chains: OnlineGrowthFilter, decisions: DecisionState, tracks: dict[str, UnitTrack]) -> bytes:
+def state_blob(chains: OnlineGrowthFilter, conditions: OnlineConditions, decisions: DecisionState,
+               tracks: dict[str, UnitTrack]) -> bytes:  # fmt: skip
     """The whole state as one archive: the chains' arrays, the decisions' arrays (``decisions_*``), the
     tracks as JSON but for their saved points (``snapshot_*`` arrays: binary, they are most of the state) and
     the layout's version."""
@@ -75,13 +83,17 @@ def state_blob(chains: OnlineGrowthFilter, decisions: DecisionState, tracks: dic
     arrays |= {"snapshot_time": np.array([s["time_us"] for s in snapshots], dtype=np.int64), "snapshot_chain": chain,
                "snapshot_totals": totals.reshape(len(snapshots), len(SNAPSHOT_TOTALS))}
     np.savez(buffer, tracks=np.frombuffer(json.dumps(saved_tracks).encode(), dtype=np.uint8),
-             pipeline_format=np.array([PIPELINE_FORMAT]), **chains.state(), **arrays)  # fmt: skip
+             pipeline_format=np.array([PIPELINE_FORMAT]), **chains.state(), **conditions.state(),
+             **arrays)  # fmt: skip
     return buffer.getvalue()
 
 
-def read_state(blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str, UnitTrack]] | None:
-    """The chains, decision state and tracks of :func:`state_blob`; None for an older layout (then everything
-    is replayed). A damaged archive raises."""
+State = tuple[OnlineGrowthFilter, OnlineConditions, DecisionState, dict[str, UnitTrack]]
+
+
+def read_state(blob: bytes) -> State | None:
+    """The chains, condition readings, decision state and tracks of :func:`state_blob`; None for an older
+    layout (then everything is replayed). A damaged archive raises."""
     with np.load(io.BytesIO(blob)) as saved:
         try:
             names = (*OnlineGrowthFilter.STATE_ARRAYS, "format")
@@ -93,6 +105,8 @@ def read_state(blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str
             log.warning("pipeline checkpoint of an older layout (decisions beside the chains) not used: "
                         "replaying every stored reading")
             return None
+        conditions = OnlineConditions.from_state({name: saved[name] for name in saved.files
+                                                  if name.startswith("conditions_")})  # fmt: skip
         decisions = DecisionState.from_arrays({name.removeprefix("decisions_"): saved[name]
                                                for name in saved.files if name.startswith("decisions_")})
         saved_tracks = json.loads(saved["tracks"].tobytes().decode())
@@ -112,4 +126,4 @@ def read_state(blob: bytes) -> tuple[OnlineGrowthFilter, DecisionState, dict[str
                                         "harvested": float(totals[4]), "harvested_variance": float(totals[5])})
         first += count
         tracks[unit] = UnitTrack(**values)
-    return chains, decisions, tracks
+    return chains, conditions, decisions, tracks

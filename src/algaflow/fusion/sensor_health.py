@@ -60,6 +60,8 @@ only lengthens it).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 from scipy.ndimage import median_filter
@@ -171,54 +173,84 @@ CUSUM_THRESHOLD = 10.0  # h, in σ_D
 CUSUM_CLIP = 2.0  # c: the most one sample can add is c − ν
 
 
-@njit(cache=True)
-def page_cusum(residual: np.ndarray, allowance: float, clip: float, cap: float) -> np.ndarray:
-    """Two-sided CUSUM statistic max(S⁺_k, S⁻_k) of the module doc for residuals u_k (``residual``, clipped
-    to ±``clip`` here) with allowance ν and each sum capped at ``cap``."""
-    upper, lower = 0.0, 0.0
-    statistic = np.empty(residual.size)
-    for k in range(residual.size):
-        clipped = min(max(residual[k], -clip), clip)
-        upper = min(cap, max(0.0, upper + clipped - allowance))
-        lower = min(cap, max(0.0, lower - clipped - allowance))
-        statistic[k] = max(upper, lower)
-    return statistic
-
-
 def trailing_median(values: np.ndarray, window: int) -> np.ndarray:
     """Median of each sample and the ``window`` − 1 before it (the first ones padded with the first value)."""
     return median_filter(values, size=window, mode="nearest", origin=(window - 1) // 2)
 
 
+# A drift test's state (:func:`drift_update`): joint samples seen, the reference window's medians of the
+# difference and of the other reading, the spread, Page's two sums; beside it the last ``window`` differences
+# and other readings (a ring).
+DRIFT_COUNT, DRIFT_REFERENCE, DRIFT_LEVEL, DRIFT_SPREAD, DRIFT_UP, DRIFT_DOWN = range(6)
+DRIFT_STATE = 6
+
+
+def drift_state(window: int = DRIFT_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """A fresh drift test (:func:`drift_update`): its scalars and its ring of (difference, other reading)."""
+    return np.zeros(DRIFT_STATE), np.full((2, window), np.nan)
+
+
+@njit(cache=True)
+def drift_update(own: float, other: float, noise_sd: float, sigmas: float, slope_tolerance: float, tolerance: float,
+                 state: np.ndarray, ring: np.ndarray) -> bool:  # fmt: skip
+    """One sample of the causal drift test of the module doc (the median test, then Page's CUSUM), with the
+    state of the samples before it; False where either reading is missing (not a joint sample)."""
+    if not (own == own and other == other):
+        return False
+    window = ring.shape[1]
+    count = int(state[DRIFT_COUNT])
+    difference = own - other
+    ring[0, count % window] = difference
+    ring[1, count % window] = other
+    count += 1
+    state[DRIFT_COUNT] = count
+    if count < window:
+        return False
+    if count == window:  # the reference window: the first ``window`` joint samples
+        first = np.median(ring[0])
+        state[DRIFT_REFERENCE], state[DRIFT_LEVEL] = first, np.median(ring[1])
+        state[DRIFT_SPREAD] = max(noise_sd, 1.4826 * np.median(np.abs(ring[0] - first)))
+    first, first_level, spread = state[DRIFT_REFERENCE], state[DRIFT_LEVEL], state[DRIFT_SPREAD]
+    standard_error = 1.2533 * spread * np.sqrt(2.0 / window)
+    threshold = sigmas * standard_error + slope_tolerance * abs(np.median(ring[1]) - first_level) + tolerance
+    flagged = abs(np.median(ring[0]) - first) > threshold
+    if count > window:  # Page's CUSUM from the sample after the reference window
+        standardised = (difference - first) / spread
+        band = (slope_tolerance * abs(other - first_level) + tolerance) / spread
+        residual = math.copysign(max(0.0, abs(standardised) - band), standardised)
+        clipped = min(max(residual, -CUSUM_CLIP), CUSUM_CLIP)
+        cap = 2.0 * CUSUM_THRESHOLD
+        state[DRIFT_UP] = min(cap, max(0.0, state[DRIFT_UP] + clipped - CUSUM_ALLOWANCE))
+        state[DRIFT_DOWN] = min(cap, max(0.0, state[DRIFT_DOWN] - clipped - CUSUM_ALLOWANCE))
+        flagged = flagged or max(state[DRIFT_UP], state[DRIFT_DOWN]) > CUSUM_THRESHOLD
+    return flagged
+
+
+@njit(cache=True)
+def _drift_run(own, other, noise_sd, sigmas, slope_tolerance, tolerance, state, ring, flags) -> None:  # fmt: skip
+    for k in range(own.size):
+        flags[k] = drift_update(own[k], other[k], noise_sd, sigmas, slope_tolerance, tolerance, state, ring)
+
+
 def drifting_samples(own: np.ndarray, other: np.ndarray, noise_sd: float, window: int = DRIFT_WINDOW,
-                     sigmas: float = DRIFT_SIGMAS, slope_tolerance: float = 0.0,
-                     tolerance: float = 0.0) -> np.ndarray:  # fmt: skip
+                     sigmas: float = DRIFT_SIGMAS, slope_tolerance: float = 0.0, tolerance: float = 0.0,
+                     state: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:  # fmt: skip
     """Causal drift flags of ``own`` against ``other`` (module doc: the median test or Page's CUSUM): two
     readings of one quantity in one unit on the same samples (NaN where either is missing); ``noise_sd`` the
     sd of their difference for noise alone; ``tolerance`` a change of the difference that is no drift (the
     two probes' calibration accuracy), allowed beside the slope band ε |R_k − R₀|. Only samples where both
-    are finite can be flagged, from the first full window on."""
+    are finite can be flagged, from the ``window``-th joint sample on. ``state``: the test's state before the
+    first sample (:func:`drift_state`), updated in place, so a live reader that calls this frame by frame
+    gets the flags of the whole record."""
     own, other = np.asarray(own, dtype=float), np.asarray(other, dtype=float)
     if own.shape != other.shape:
         raise ValueError(f"own {own.shape} and other {other.shape} must be read on the same samples")
+    scalars, ring = drift_state(window) if state is None else state
+    if ring.shape != (2, window):
+        raise ValueError(f"a drift state's ring holds {ring.shape[1]} samples, not the window's {window}")
     flags = np.zeros(own.size, dtype=bool)
-    joint = np.flatnonzero(np.isfinite(own) & np.isfinite(other))
-    if joint.size < 2 * window:
-        return flags
-    difference, level = own[joint] - other[joint], other[joint]
-    first_difference, first_level = np.median(difference[:window]), np.median(level[:window])
-    spread = max(noise_sd, 1.4826 * np.median(np.abs(difference[:window] - first_difference)))
-    standard_error = 1.2533 * spread * np.sqrt(2.0 / window)
-    trailing, trailing_level = (trailing_median(x, window)[window - 1:] for x in (difference, level))
-    threshold = sigmas * standard_error + slope_tolerance * np.abs(trailing_level - first_level) + tolerance
-    flags[joint[window - 1:]] = np.abs(trailing - first_difference) > threshold
-    # Page's CUSUM from the sample after the reference window (module doc).
-    after = slice(window, None)
-    standardised = (difference[after] - first_difference) / spread
-    slope_band = (slope_tolerance * np.abs(level[after] - first_level) + tolerance) / spread
-    residual = np.sign(standardised) * np.maximum(0.0, np.abs(standardised) - slope_band)
-    statistic = page_cusum(residual, CUSUM_ALLOWANCE, CUSUM_CLIP, 2.0 * CUSUM_THRESHOLD)
-    flags[joint[after]] |= statistic > CUSUM_THRESHOLD
+    _drift_run(np.ascontiguousarray(own), np.ascontiguousarray(other), float(noise_sd), float(sigmas),
+               float(slope_tolerance), float(tolerance), scalars, ring, flags)  # fmt: skip
     return flags
 
 

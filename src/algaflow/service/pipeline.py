@@ -18,7 +18,12 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   is a factor on X at the first sample at or after its time. One that comes late (at or before the unit's
   last processed sample, as lab results do) is absorbed by fixed-lag re-filtering (service.pipeline_replay:
   the chain goes back to its saved point before the sample, at a cost set by how late it is, not by the
-  unit's history); one older than ``late_sample_lag_h`` is quarantined;
+  unit's history); one older than ``late_sample_lag_h`` is quarantined. The chains are advanced by
+  service.pipeline_chains;
+- a second biomass probe (another of BIOMASS_SENSORS the unit has): its own chain, and the main probe's causal
+  drift test against it; where the two disagree, the estimate is the equal mixture of the two chains, as
+  fusion.estimator gives it (service.pipeline_second). A probe the growth-limit test would set aside
+  (fusion.growth_limit) is not set aside live yet: that test is not streamed;
 - CO2 captured: fusion.carbon from running totals (initial biomass, Σ f X(t_h⁻));
 - decisions: control.decisions.decide on every new row of every unit of the batch at once (its state arrays
   beside the chains): harvest advice on the daily net growth, DO and temperature alarms on robust readings,
@@ -49,12 +54,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from algaflow.catalog import SENSORS, load_strain
+from algaflow.catalog import load_strain
 from algaflow.catalog.events import EventParamsError, check_params
 from algaflow.catalog.frames import EARLIEST, FUTURE_SLACK, GOOD
 from algaflow.control.alarms import AlarmPolicy
@@ -70,28 +76,25 @@ from algaflow.control.decisions import (
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
-from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry, rate_from_medians, rate_increments
-from algaflow.fusion.growth_model import BIOMASS
+from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry
 from algaflow.fusion.growth_window import window_error_terms
 from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
 from algaflow.fusion.online_rate import OnlineConditions
-from algaflow.fusion.sensor_health import stuck_samples
-from algaflow.fusion.timeline import place_on_samples
 from algaflow.service.calibrations import latest_biomass_calibration, load_biomass_calibration
 from algaflow.service.config import PipelineSettings
+from algaflow.service.pipeline_chains import ChainJob, advance_chains, probe_point, set_probe_point, strain_of
 from algaflow.service.pipeline_replay import absorb_late, replay_stored
+from algaflow.service.pipeline_second import SecondProbe, drift_flags, mixed_estimates, probe_factor
 from algaflow.service.pipeline_state import SNAPSHOT_EVERY_US, STATE_NAME, UnitTrack, read_state, state_blob
 from algaflow.service.quarantine import Quarantine
 from algaflow.store import ReadingBatch, Store, StoredEvent
 from algaflow.store.base import ESTIMATE_COLUMNS, to_time_us
 
 log = logging.getLogger("algaflow.pipeline")
-strain_of = functools.cache(load_strain)
 _load_curve = functools.lru_cache(maxsize=256)(load_biomass_calibration)  # stored versions never change
 HOUR_US = 3_600_000_000
 WATCHED = SENSOR_NAMES  # every catalog sensor: the biomass chain's, and the rest for alarms and sensor faults
 DILUTING_EVENTS = ("harvest", "dilution")
-DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
 EARLIEST_US = to_time_us(EARLIEST)
 SLACK_US = int(FUTURE_SLACK.total_seconds() * 1e6)
 
@@ -100,39 +103,8 @@ def now_us() -> int:
     return int(time.time() * 1e6)
 
 
-def place_pending(pending: list[tuple[int, float]],
-                  sample_times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, float]]]:  # fmt: skip
-    """Each pending (time, value) on the first sample at or after its time (fusion.timeline.place_on_samples):
-    the samples' indices and the values, in the pending order, and those after the last sample, which stay
-    pending."""
-    times = np.array([at for at, _ in pending], dtype=np.int64)
-    values = np.array([value for _, value in pending], dtype=float)
-    index, placed = place_on_samples(times, sample_times_us)
-    return index[placed], values[placed], [item for item, now in zip(pending, placed, strict=True) if not now]
-
-
 DEFAULT_VOLUME_L = 80.0
 PAR_COLUMN = MODEL_INPUT_SENSORS.index("par_surface")
-
-
-def withhold_stuck(values: np.ndarray, sensor: str, track: UnitTrack,
-                   saves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """A unit's probe readings with the stuck ones (fusion.sensor_health.stuck_samples, its run carried from
-    frame to frame in ``track.stuck``) as NaN, as the offline estimator withholds them; and the run's state
-    (last reading, run length) after each sample of ``saves`` (NaN elsewhere)."""
-    spec = SENSORS[sensor]
-    state = np.asarray(track.stuck, dtype=float)
-    points = np.full((values.size, 2), np.nan)
-    withheld = values.copy()
-    cuts = (np.flatnonzero(saves) + 1).tolist()
-    for start, end in itertools.pairwise([0, *cuts, values.size]):
-        flags = stuck_samples(values[start:end], spec.noise_sd, spec.resolution, state=state)
-        if flags is not None:
-            withheld[start:end][flags] = np.nan
-        if end in cuts:
-            points[end - 1] = state
-    track.stuck = state.tolist()
-    return withheld, points
 
 
 def watched_table(readings: ReadingBatch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -301,7 +273,26 @@ class LivePipeline:
                     track.first_pass = self.chains.add_unit(model)
                     model = model.informed()
                 track.index = self.chains.add_unit(model)
+        if track.index >= 0 and track.second is None:
+            others = [s for s in BIOMASS_SENSORS if s != track.sensor and s in sensors_seen]
+            if others:  # the second probe: its own chain, the estimator's alternative (service.pipeline_second)
+                track.second = self._second(track, others[0])
         return track
+
+    def _second(self, track: UnitTrack, sensor: str) -> SecondProbe:
+        """A unit's second biomass probe with its chain (and first-pass chain where the model informs μ), with
+        the newest stored calibration curve for it as the main probe's has, and the harvests, dilutions and dry
+        weights the main probe has yet to place."""
+        found = latest_biomass_calibration(self.calibrations, sensor, track.strain)
+        second = SecondProbe(sensor, calibration=None if found is None else found[1].name,
+                             pending_dilution=list(track.pending_dilution),
+                             pending_dry_weight=list(track.pending_dry_weight))  # what the main one has yet to place
+        model = sensor_growth_model(sensor, load_strain(track.strain), calibration=self._curve(second.calibration))
+        if track.informed:
+            second.first_pass = self.chains.add_unit(model)
+            model = model.informed()
+        second.index = self.chains.add_unit(model)
+        return second
 
     def _unit_metadata(self, unit_id: str, metadata: object) -> tuple[str, float, set[str]]:
         """Strain, volume (L) and declared sensors from a unit's registered metadata; what cannot be read is
@@ -391,18 +382,18 @@ class LivePipeline:
 
     def _process(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> tuple[list[Decision], list[tuple]]:
         """Decisions, and estimate rows (unit_id, *ESTIMATE_COLUMNS). Each unit's new rows are handled as arrays:
-        one chain update for every unit's samples, then per unit its estimates and flags along time."""
+        one chain update for every probe's samples (service.pipeline_chains), then per unit its estimates along
+        time, then the decisions for every unit at once."""
         readings, events = self._usable(readings, events)
         for event in events:
-            if event.kind in DILUTING_EVENTS:
+            if event.kind in DILUTING_EVENTS or event.kind == "dry_weight_sample":
                 track = self._track(event.unit_id, set())
+                diluting = event.kind in DILUTING_EVENTS
                 if event.time_us > track.last_time_us:
-                    track.pending_dilution.append((int(event.time_us), float(event.params["fraction"])))
-            elif event.kind == "dry_weight_sample":
-                track = self._track(event.unit_id, set())
-                if event.time_us > track.last_time_us:
-                    track.pending_dry_weight.append((int(event.time_us), float(event.params["g_per_l"])))
-                elif not self._replaying:
+                    item = (int(event.time_us), float(event.params["fraction" if diluting else "g_per_l"]))
+                    for probe in (track,) if track.second is None else (track, track.second):
+                        (probe.pending_dilution if diluting else probe.pending_dry_weight).append(item)
+                elif not diluting and not self._replaying:
                     self._late[event.unit_id] = min(self._late.get(event.unit_id, event.time_us), event.time_us)
         if len(readings) == 0:
             return [], []
@@ -410,11 +401,9 @@ class LivePipeline:
         if units.size == 0:
             return [], []
         column = {name: k for k, name in enumerate(WATCHED)}
-        segments: list[tuple[str, UnitTrack, int, int, slice]] = []  # unit, track, its new rows, its samples
-        sample_rows: list[np.ndarray] = []
-        sample_values: list[np.ndarray] = []
-        sample_saves: list[np.ndarray] = []
-        samples = 0
+        segments: list[tuple[str, UnitTrack, int, int]] = []  # unit, track, its new rows
+        jobs: list[ChainJob] = []
+        mains: list[tuple[str, ChainJob, ChainJob | None, dict | None]] = []  # unit, main, second, second before
         boundaries = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
         for first, end in itertools.pairwise(boundaries.tolist()):
             unit_id = units[first]
@@ -423,73 +412,89 @@ class LivePipeline:
             first += int(np.searchsorted(times[first:end], track.last_time_us, side="right"))  # older: done before
             if first == end:
                 continue
-            sensor_column = column.get(track.sensor, -1) if track.sensor is not None else -1
-            rows = np.empty(0, dtype=np.int64)
-            if track.index >= 0 and sensor_column >= 0:
-                rows = first + np.flatnonzero(~np.isnan(raw_values[first:end, sensor_column]))
-                sample_rows.append(rows)
-                hours = times[rows] // SNAPSHOT_EVERY_US
-                saved_hour = track.snapshots[-1]["time_us"] // SNAPSHOT_EVERY_US if track.snapshots else -1
-                sample_saves.append(np.r_[True, hours[1:] != hours[:-1]] & (hours > saved_hour))
-                sample_values.append(raw_values[rows, sensor_column])
-            segments.append((unit_id, track, first, end, slice(samples, samples + rows.size)))
-            samples += rows.size
+            segments.append((unit_id, track, first, end))
             track.last_time_us = int(times[end - 1])
-        self.frames_processed += sum(end - first for _, _, first, end, _ in segments)
-        new_rows = (np.concatenate([np.arange(first, end) for _, _, first, end, _ in segments]) if segments
+            if track.index < 0 or track.sensor not in column:
+                continue
+            rows = first + np.flatnonzero(~np.isnan(raw_values[first:end, column[track.sensor]]))
+            hours = times[rows] // SNAPSHOT_EVERY_US
+            saved_hour = track.snapshots[-1]["time_us"] // SNAPSHOT_EVERY_US if track.snapshots else -1
+            saves = np.r_[True, hours[1:] != hours[:-1]] & (hours > saved_hour)
+            main = ChainJob(track, track, rows, raw_values[rows, column[track.sensor]], saves)
+            jobs.append(main)
+            second, before = track.second, None
+            if second is not None and second.index >= 0:
+                before = {"point": probe_point(self.chains, second), "probe": asdict(second)}
+                other_rows = first + np.flatnonzero(~np.isnan(raw_values[first:end, column[second.sensor]]))
+                # its state is kept at its last sample at or before each of the main probe's saved points
+                last = np.searchsorted(other_rows, rows[main.saves], side="right") - 1
+                other_saves = np.zeros(other_rows.size, dtype=bool)
+                other_saves[last[last >= 0]] = True
+                second = ChainJob(track, second, other_rows, raw_values[other_rows, column[second.sensor]], other_saves)
+                jobs.append(second)
+            else:
+                second = None
+            mains.append((unit_id, main, second, before))
+        self.frames_processed += sum(end - first for _, _, first, end in segments)
+        new_rows = (np.concatenate([np.arange(first, end) for _, _, first, end in segments]) if segments
                     else np.empty(0, dtype=np.int64))  # fmt: skip
-        if samples:
-            all_rows = np.concatenate(sample_rows)
-            saves = np.concatenate(sample_saves)
-            position = np.searchsorted(new_rows, all_rows)  # both ascending
-            row_saves = np.zeros(new_rows.size, dtype=bool)
-            row_saves[position] = saves
-        else:
-            row_saves = np.zeros(new_rows.size, dtype=bool)
+        main_rows = np.concatenate([job.rows for _, job, _, _ in mains]) if mains else np.empty(0, dtype=np.int64)
+        position = np.searchsorted(new_rows, main_rows)  # both ascending
+        row_saves = np.zeros(new_rows.size, dtype=bool)
+        if mains:
+            row_saves[position] = np.concatenate([job.saves for _, job, _, _ in mains])
         # The model-input sensors' running medians on every new row (fusion.online_rate), kept at the saved points.
-        condition_units = (np.concatenate([np.full(end - first, track.conditions)
-                                           for _, track, first, end, _ in segments])
+        condition_units = (np.concatenate([np.full(end - first, track.conditions) for _, track, first, end in segments])
                            if segments else np.empty(0, dtype=np.int64))  # fmt: skip
         medians = self.conditions.update(condition_units, {name: raw_values[new_rows, column[name]]
                                                            for name in MODEL_INPUT_SENSORS}, row_saves)  # fmt: skip
-        if samples:
-            mean, cov, dilution, points = self._advance_chains(segments, times, all_rows, sample_values, saves,
-                                                               medians[position],
-                                                               self.conditions.saved[position] if saves.any()
-                                                               else None)  # fmt: skip
+        condition_points = self.conditions.saved
+        if jobs:
+            job_rows = np.concatenate([job.rows for job in jobs])
+            advance_chains(self.chains, jobs, times, medians[np.searchsorted(new_rows, job_rows)], self.reactor)
         decisions: list[Decision] = []
         estimates: list[tuple] = []
         lag_us = self.settings.late_sample_lag_h * HOUR_US
-        table = np.zeros((samples, len(ESTIMATE_INPUTS)))  # the decisions' estimate columns at the chain's samples
-        started = np.zeros(samples, dtype=bool)
+        table = np.zeros((main_rows.size, len(ESTIMATE_INPUTS)))  # the decisions' estimate columns at the samples
+        started = np.zeros(main_rows.size, dtype=bool)
         unit_estimates: list[tuple[str, dict[str, np.ndarray], slice]] = []
-        for unit_id, track, _, _, sampled in segments:
-            if sampled.stop > sampled.start:
-                columns = self._estimates(track, times[all_rows[sampled]], mean[sampled], cov[sampled],
-                                          dilution[sampled], strain_of(track.strain))  # fmt: skip
-                if columns is not None:
-                    totals = columns.pop("harvested"), columns.pop("harvested_variance")
-                    on = sampled.start + np.flatnonzero(~np.isnan(mean[sampled, 0]))
-                    for j in np.flatnonzero(saves[on]).tolist():
-                        track.snapshots.append({"time_us": int(times[all_rows[on[j]]]), "chain": points[on[j]],
-                                                "initial": track.initial, "harvested": float(totals[0][j]),
-                                                "harvested_variance": float(totals[1][j]),
-                                                "last_biomass": (float(columns["biomass_g_per_l"][j]),
-                                                                 float(columns["biomass_sd"][j]))})  # fmt: skip
-                    while track.snapshots and track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
-                        track.snapshots.pop(0)
-                    started[on] = True
-                    terms = window_error_terms(mean[on], cov[on], self.chains.models[track.index])
-                    table[on] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
-                                                 columns["growth_rate_per_h"], columns["growth_rate_sd"], dilution[on],
-                                                 *terms])  # fmt: skip
-                    unit_estimates.append((unit_id, columns, sampled))
+        offset = 0
+        for unit_id, main, other, before in mains:
+            track, sampled = main.track, slice(offset, offset + main.rows.size)
+            offset += main.rows.size
+            mixing = self._second_probe(main, other, times) if track.second is not None else None
+            columns = self._estimates(track, times[main.rows], main.mean, main.cov, main.dilution,
+                                      strain_of(track.strain), mixing)  # fmt: skip
+            if columns is None:
+                continue
+            totals = columns.pop("harvested"), columns.pop("harvested_variance")
+            on = np.flatnonzero(~np.isnan(main.mean[:, 0]))
+            for j in np.flatnonzero(main.saves[on]).tolist():
+                k = int(on[j])
+                row = int(np.searchsorted(new_rows, main.rows[k]))
+                point, extras = self._second_point(main, other, before, mixing, k, times)
+                track.snapshots.append({"time_us": int(times[main.rows[k]]),
+                                        "chain": [*main.points[k], *point, *condition_points[row]],
+                                        "second": extras, "initial": track.initial,
+                                        "harvested": float(totals[0][j]), "harvested_variance": float(totals[1][j]),
+                                        "last_biomass": (float(columns["biomass_g_per_l"][j]),
+                                                         float(columns["biomass_sd"][j]))})  # fmt: skip
+            while track.snapshots and track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
+                track.snapshots.pop(0)
+            started[sampled.start + on] = True
+            terms = window_error_terms(main.mean[on], main.cov[on], self.chains.models[track.index])
+            if mixing is not None:  # a mixture's error is no single chain's: the conservative σ_r there
+                for term in terms:
+                    term[mixing[0][on]] = np.nan
+            table[sampled.start + on] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
+                                                         columns["growth_rate_per_h"], columns["growth_rate_sd"],
+                                                         main.dilution[on], *terms])  # fmt: skip
+            unit_estimates.append((unit_id, columns, sampled))
         # Decisions for every unit of the batch at once (control.decisions), on all its new rows.
         row_estimates = np.full((new_rows.size, len(ESTIMATE_INPUTS)), np.nan)
-        if samples:
-            row_estimates[position[started]] = table[started]
-        decision_units = np.concatenate([np.full(end - first, track.decisions) for _, track, first, end, _ in segments]
-                                        ) if segments else np.empty(0, dtype=np.int64)  # fmt: skip
+        row_estimates[position[started]] = table[started]
+        decision_units = (np.concatenate([np.full(end - first, track.decisions) for _, track, first, end in segments])
+                          if segments else np.empty(0, dtype=np.int64))  # fmt: skip
         if self._replaying:  # going back for a late sample: the decisions taken stand (service.pipeline_replay)
             ready = np.zeros(new_rows.size, dtype=bool)
         else:
@@ -499,107 +504,104 @@ class LivePipeline:
                                                      [strain for _, strain in self._decided])  # fmt: skip
             decisions += decided
             ready = advice.ready
-        if samples:
-            ready_at_samples = ready[position]
-            for unit_id, columns, sampled in unit_estimates:
-                columns["harvest_ready"] = ready_at_samples[sampled][started[sampled]]
-                estimates += [(unit_id, *row) for row in zip(*columns.values(), strict=True)]
+        ready_at_samples = ready[position]
+        for unit_id, columns, sampled in unit_estimates:
+            columns["harvest_ready"] = ready_at_samples[sampled][started[sampled]]
+            estimates += [(unit_id, *row) for row in zip(*columns.values(), strict=True)]
         return decisions, estimates
 
-    def _advance_chains(self, segments: list[tuple[str, UnitTrack, int, int, slice]], times: np.ndarray,
-                        all_rows: np.ndarray, sample_values: list[np.ndarray], saves: np.ndarray, medians: np.ndarray,
-                        condition_points: np.ndarray | None,
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[float] | None]]:  # fmt: skip
-        """Every unit's chain over its new samples, as fusion.estimator runs it on a whole record: the probe's
-        stuck readings withheld; where the reactor model informs μ, its increments from the first-pass chain's
-        biomass and the conditions' running medians at the samples (``medians``). Returns the chains' posteriors,
-        the dilution at each sample and, at each sample of ``saves``, the unit's saved point (main chain,
-        first-pass chain, conditions (``condition_points``), last μ_model, stuck run; None elsewhere)."""
-        values = np.concatenate(sample_values)
-        hours = times[all_rows] / HOUR_US
-        samples = values.size
-        dilution, dry_weight = np.empty(samples), np.empty(samples)
-        chain, first_pass = np.empty(samples, dtype=np.int64), np.empty(samples, dtype=np.int64)
-        stuck_points = np.full((samples, 2), np.nan)
-        rate_input, rate_points = np.zeros(samples), np.full(samples, np.nan)
-        for _, track, _, _, sampled in segments:
-            if sampled.stop > sampled.start:
-                sample_times = times[all_rows[sampled]]
-                dilution[sampled] = self._dilutions(track, sample_times)
-                dry_weight[sampled] = self._dry_weights(track, sample_times)
-                chain[sampled], first_pass[sampled] = track.index, track.first_pass
-                values[sampled], stuck_points[sampled] = withhold_stuck(values[sampled], track.sensor, track,
-                                                                        saves[sampled])  # fmt: skip
-                rate_points[sampled] = track.last_rate
-        informed = first_pass >= 0
-        width = len(self.chains.unit_state(0))
-        first_pass_points = np.full((samples, width), np.nan)
-        if informed.any():
-            first_mean, _, _ = self.chains.update(first_pass[informed], hours[informed], values[informed],
-                                                  dilution[informed], dry_weight[informed], DRY_WEIGHT_SD,
-                                                  saves[informed])  # fmt: skip
-            if saves[informed].any():
-                first_pass_points[informed] = self.chains.saved
-            biomass = np.full(samples, np.nan)
-            biomass[informed] = first_mean[:, BIOMASS]
-            for _, track, _, _, sampled in segments:
-                if track.first_pass >= 0 and sampled.stop > sampled.start:
-                    rate = rate_from_medians(medians[sampled], biomass[sampled], strain_of(track.strain), self.reactor)
-                    before = track.last_rate
-                    rate_input[sampled], track.last_rate = rate_increments(rate, before)
-                    for j in np.flatnonzero(saves[sampled]).tolist():
-                        rate_points[sampled.start + j] = rate_increments(rate[: j + 1], before)[1]
-        mean, cov, _ = self.chains.update(chain, hours, values, dilution, dry_weight, DRY_WEIGHT_SD, saves, rate_input)
-        points: list[list[float] | None] = [None] * samples
-        for k in np.flatnonzero(saves).tolist():
-            points[k] = [*self.chains.saved[k], *first_pass_points[k], *condition_points[k], rate_points[k],
-                         *stuck_points[k]]  # fmt: skip
-        return mean, cov, dilution, points
+    def _curve(self, name: str | None) -> BiomassCalibration | None:
+        return None if name is None or self.calibrations is None else _load_curve(self.calibrations / name)
+
+    def _second_probe(self, main: ChainJob, other: ChainJob | None, times: np.ndarray,
+                      ) -> tuple[np.ndarray, SecondProbe, np.ndarray, tuple, list]:  # fmt: skip
+        """The drift test of the main probe against the unit's second one at the main probe's samples, and the
+        second chain's estimates at its own (service.pipeline_second): (flags, the probe, its sample times (h),
+        its (X, var X, μ, var μ), the drift test's state at the main probe's kept samples)."""
+        track, second = main.track, main.track.second
+        main_factor = probe_factor(track.sensor, track.strain, self._curve(track.calibration))
+        other_factor = probe_factor(second.sensor, track.strain, self._curve(second.calibration))
+        other_times = times[other.rows] / HOUR_US if other is not None else np.empty(0)
+        other_values = other.withheld if other is not None else np.empty(0)
+        flags, drift_points = drift_flags(second, times[main.rows] / HOUR_US, main.withheld, main_factor, other_times,
+                                          other_values, other_factor, main.saves)  # fmt: skip
+        if other is not None and other.rows.size:
+            second.last_time_us = int(times[other.rows[-1]])
+        if other is None:
+            return flags, second, other_times, (np.empty(0),) * 4, drift_points
+        columns = growth_rate_and_biomass(other.mean, other.cov)
+        variance = columns["biomass_sd"] ** 2
+        curve = self._curve(second.calibration)
+        if curve is not None:
+            variance = variance + curve.biomass_variance(columns["biomass_g_per_l"])
+        return flags, second, other_times, (columns["biomass_g_per_l"], variance, columns["growth_rate_per_h"],
+                                            columns["growth_rate_sd"] ** 2), drift_points  # fmt: skip
+
+    def _second_point(self, main: ChainJob, other: ChainJob | None, before: dict | None, mixing: tuple | None,
+                      k: int, times: np.ndarray) -> tuple[list[float], dict | None]:  # fmt: skip
+        """The second probe's part of a saved point at the main probe's sample ``k``: its chains (NaN where the
+        unit has none) and what it carries (service.pipeline_second.SecondProbe, as a dict)."""
+        width = 2 * len(self.chains.unit_state(0)) + 3
+        if before is None or mixing is None:
+            return [np.nan] * width, None
+        at_us = int(times[main.rows[k]])
+        probe = dict(before["probe"])
+        point = before["point"]
+        if other is not None:
+            index = int(np.searchsorted(other.rows, main.rows[k], side="right")) - 1
+            if index >= 0:
+                point = other.points[index]
+                _, _, other_times, columns, _ = mixing
+                probe["last_time_us"] = int(times[other.rows[index]])
+                probe["last_estimate"] = [float(other_times[index]), *(float(c[index]) for c in columns)]
+        for name in ("pending_dilution", "pending_dry_weight"):
+            probe[name] = [item for item in before["probe"][name] if probe["last_time_us"] < item[0] <= at_us]
+        drift = mixing[4][k]
+        probe["last_reading"], probe["drift"] = drift[:2], drift[2:]
+        probe["last_rate"], probe["stuck"] = point[width - 3], list(point[width - 2 : width])
+        return list(point), probe
 
     def go_back(self, track: UnitTrack, snapshot: dict) -> None:
         """Put a unit's chains, condition readings and totals back to a saved point (service.pipeline_replay)."""
         point = np.asarray(snapshot["chain"], dtype=float)
-        width, conditions = len(self.chains.unit_state(track.index)), self.conditions.width
-        self.chains.set_unit_state(track.index, point[:width])
-        if track.first_pass >= 0:
-            self.chains.set_unit_state(track.first_pass, point[width : 2 * width])
-        self.conditions.set_unit_state(track.conditions, point[2 * width : 2 * width + conditions])
-        track.last_rate = float(point[2 * width + conditions])
-        track.stuck = point[2 * width + conditions + 1 :].tolist()
+        width = 2 * len(self.chains.unit_state(track.index)) + 3
+        set_probe_point(self.chains, track, point[:width])
+        second = track.second
+        if second is not None and second.index >= 0:
+            if snapshot.get("second") is None:  # the second probe came after the point: it starts afresh
+                for index in (second.index, second.first_pass):
+                    if index >= 0:
+                        self.chains.reset_unit(index)
+                track.second = SecondProbe(second.sensor, second.index, second.first_pass, second.calibration)
+            else:
+                track.second = SecondProbe.from_dict(snapshot["second"])
+                set_probe_point(self.chains, track.second, point[width : 2 * width])
+        self.conditions.set_unit_state(track.conditions, point[2 * width :])
         track.go_back(snapshot)
 
-    @staticmethod
-    def _dilutions(track: UnitTrack, sample_times_us: np.ndarray) -> np.ndarray:
-        """Per sample, 1 − Π(1 − f) of the pending dilutions that fall on it: each at the first sample at or
-        after its time (then no longer pending); those after the last sample stay pending."""
-        index, fractions, track.pending_dilution = place_pending(track.pending_dilution, sample_times_us)
-        survival = np.ones(sample_times_us.size)
-        np.multiply.at(survival, index, 1.0 - fractions)
-        return 1.0 - survival
-
-    @staticmethod
-    def _dry_weights(track: UnitTrack, sample_times_us: np.ndarray) -> np.ndarray:
-        """Per sample, the pending dry weight that falls on it (NaN where none; the last recorded of several),
-        placed as dilutions are."""
-        index, grams, track.pending_dry_weight = place_pending(track.pending_dry_weight, sample_times_us)
-        placed = np.full(sample_times_us.size, np.nan)
-        for k, value in zip(index.tolist(), grams.tolist(), strict=True):
-            placed[k] = value
-        return placed
-
     def _estimates(self, track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray,
-                   dilution: np.ndarray, strain) -> dict[str, np.ndarray] | None:  # fmt: skip
+                   dilution: np.ndarray, strain, mixing: tuple | None = None,
+                   ) -> dict[str, np.ndarray] | None:  # fmt: skip
         """One unit's estimate columns (``ESTIMATE_COLUMNS`` but the advice) at its samples since the chain
         started, and the harvested totals at each (``harvested``, ``harvested_variance``: for the saved points);
-        the running totals (initial and harvested biomass, last biomass) move on to the last sample."""
+        the running totals (initial and harvested biomass, last biomass) move on to the last sample. ``mixing``
+        (:meth:`_second_probe`): where the probes disagree, the equal mixture with the second probe's chain."""
+        columns = growth_rate_and_biomass(mean, cov)
+        biomass, variance = columns["biomass_g_per_l"], columns["biomass_sd"] ** 2
+        curve = self._curve(track.calibration)
+        if curve is not None:  # the curve's own uncertainty
+            variance = variance + curve.biomass_variance(biomass)
+        rate, rate_variance = columns["growth_rate_per_h"], columns["growth_rate_sd"] ** 2
+        if mixing is not None:
+            flags, second, other_times, other, _ = mixing
+            biomass, variance, rate, rate_variance = mixed_estimates(second, flags, times_us / HOUR_US,
+                                                                     (biomass, variance, rate, rate_variance),
+                                                                     other_times, other)  # fmt: skip
         started = ~np.isnan(mean[:, 0])
         if not started.any():
             return None
-        columns = {name: values[started] for name, values in growth_rate_and_biomass(mean, cov).items()}
-        biomass, biomass_sd, dilution = columns["biomass_g_per_l"], columns["biomass_sd"], dilution[started]
-        if track.calibration is not None and self.calibrations is not None:  # the curve's own uncertainty
-            curve = _load_curve(self.calibrations / track.calibration)
-            biomass_sd = np.sqrt(biomass_sd**2 + curve.biomass_variance(biomass))
+        biomass, biomass_sd, dilution = biomass[started], np.sqrt(variance[started]), dilution[started]
+        columns = {"growth_rate_per_h": rate[started], "growth_rate_sd": np.sqrt(rate_variance[started])}
         if track.initial is None:
             track.initial = (float(biomass[0]), float(biomass_sd[0]))
         before, before_sd = track.last_biomass if track.last_biomass is not None else (np.nan, np.nan)

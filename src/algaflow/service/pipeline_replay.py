@@ -9,7 +9,9 @@ last processed sample sends the chain back to the last saved point before it; th
 readings and events since are filtered again, the dry weight among them, and those estimates rewritten. The
 chain is deterministic given its inputs, so the result is the chain that had the sample on time; the cost is
 the readings since the saved point, not the unit's history. The harvest advice stored with the rewritten
-estimates and the decisions taken stand; later ones follow the corrected chain. A sample older than every
+estimates and the decisions taken stand; later ones follow the corrected chain, but the decisions' own state
+is not rewound: for a day after the late sample's time the daily net growth compares with the estimates as
+they were before it. A sample older than every
 saved point is quarantined with the reason.
 """
 
@@ -83,7 +85,8 @@ def absorb_late(pipeline: LivePipeline, unit_id: str, time_us: int) -> None:
     pipeline.go_back(track, snapshot)
     start_us = track.last_time_us + 1
     store = pipeline.store
-    sensors = [track.sensor, *MODEL_INPUT_SENSORS]  # the conditions' running medians go on from the point too
+    # the second probe's chain and the conditions' running medians go on from the point too
+    sensors = [track.sensor, *([track.second.sensor] if track.second is not None else []), *MODEL_INPUT_SENSORS]
     readings = stored_batch(unit_id, store.readings(unit_id, sensors, start_us=start_us, end_us=end_us + 1))
     events = stored_events(unit_id, store.events(unit_id, start_us=start_us))
     estimates = pipeline.refilter(readings, events)

@@ -18,11 +18,12 @@ import numpy as np
 from algaflow.control.decisions import DecisionState
 from algaflow.fusion.online import OnlineGrowthFilter, StateFormatError
 from algaflow.fusion.online_rate import OnlineConditions
+from algaflow.service.pipeline_second import SecondProbe
 
 log = logging.getLogger("algaflow.pipeline")
 STATE_NAME = "live_pipeline"
 PIPELINE_FORMAT = 4  # 2: decisions in control.decisions' state arrays; 3: and the dark pairs' drift state;
-# 4: the model-informed μ (first-pass chains, condition readings) and the probe's stuck run
+# 4: the model-informed μ (first-pass chains, condition readings), the probe's stuck run, a second probe
 HOUR_US = 3_600_000_000
 SNAPSHOT_EVERY_US = 4 * HOUR_US  # a saved point of each unit's chain every 4 hours
 SNAPSHOT_TOTALS = ("initial", "initial_sd", "last_biomass", "last_biomass_sd", "harvested", "harvested_variance")
@@ -50,6 +51,7 @@ class UnitTrack:
     conditions: int = -1  # index in the OnlineConditions
     last_rate: float = 0.0  # the last μ_model read (1/h), from which the next increment is taken
     stuck: list[float] = field(default_factory=lambda: [float("nan"), 0.0])  # the probe's last reading, its run
+    second: SecondProbe | None = None  # a second biomass probe (service.pipeline_second)
     # Saved points: the chains, condition readings and totals after the first sample of each 4 hours, over the last
     # ``late_sample_lag_h`` (service.pipeline_replay.absorb_late); nothing is pending right after a sample.
     snapshots: list[dict] = field(default_factory=list)
@@ -80,7 +82,9 @@ def state_blob(chains: OnlineGrowthFilter, conditions: OnlineConditions, decisio
     totals = np.array([[*(s["initial"] or (np.nan, np.nan)), *s["last_biomass"], s["harvested"],
                         s["harvested_variance"]] for s in snapshots], dtype=float)  # fmt: skip
     arrays = {f"decisions_{name}": values for name, values in decisions.arrays().items()}
+    seconds = json.dumps([s.get("second") for s in snapshots]).encode()
     arrays |= {"snapshot_time": np.array([s["time_us"] for s in snapshots], dtype=np.int64), "snapshot_chain": chain,
+               "snapshot_second": np.frombuffer(seconds, dtype=np.uint8),
                "snapshot_totals": totals.reshape(len(snapshots), len(SNAPSHOT_TOTALS))}
     np.savez(buffer, tracks=np.frombuffer(json.dumps(saved_tracks).encode(), dtype=np.uint8),
              pipeline_format=np.array([PIPELINE_FORMAT]), **chains.state(), **conditions.state(),
@@ -110,7 +114,8 @@ def read_state(blob: bytes) -> State | None:
         decisions = DecisionState.from_arrays({name.removeprefix("decisions_"): saved[name]
                                                for name in saved.files if name.startswith("decisions_")})
         saved_tracks = json.loads(saved["tracks"].tobytes().decode())
-        snapshot_arrays = saved["snapshot_time"], saved["snapshot_chain"], saved["snapshot_totals"]
+        snapshot_arrays = (saved["snapshot_time"], saved["snapshot_chain"], saved["snapshot_totals"],
+                           json.loads(saved["snapshot_second"].tobytes().decode()))  # fmt: skip
     tracks = {}
     first = 0
     for unit, values in saved_tracks.items():
@@ -119,11 +124,13 @@ def read_state(blob: bytes) -> State | None:
         values["initial"] = None if values["initial"] is None else tuple(values["initial"])
         values["last_biomass"] = None if values["last_biomass"] is None else tuple(values["last_biomass"])
         count, values["snapshots"] = values["snapshots"], []
-        for time_us, chain, totals in zip(*(a[first : first + count] for a in snapshot_arrays), strict=True):
+        for time_us, chain, totals, second in zip(*(a[first : first + count] for a in snapshot_arrays), strict=True):
             initial = None if np.isnan(totals[0]) else (float(totals[0]), float(totals[1]))
-            values["snapshots"].append({"time_us": int(time_us), "chain": chain.tolist(), "initial": initial,
+            values["snapshots"].append({"time_us": int(time_us), "chain": chain.tolist(), "second": second,
+                                        "initial": initial,
                                         "last_biomass": (float(totals[2]), float(totals[3])),
                                         "harvested": float(totals[4]), "harvested_variance": float(totals[5])})
         first += count
+        values["second"] = None if values.get("second") is None else SecondProbe.from_dict(values["second"])
         tracks[unit] = UnitTrack(**values)
     return chains, conditions, decisions, tracks

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import algaflow.dashboard
 
 FORBIDDEN_IN_CORE = ("psycopg", "sqlite3", "fastapi", "starlette", "uvicorn", "paho", "amqtt", "dash", "httpx")
@@ -86,7 +84,6 @@ def direct_imports(path: Path, package: str) -> set[str]:
     return names
 
 
-@pytest.mark.xfail(strict=True, reason="issue 20: dashboard sensor panel still re-runs the offline estimator")
 def test_the_dashboard_imports_no_estimator():
     """The dashboard shows what the live pipeline estimated; no dashboard module imports fusion.estimator itself
     (it may use the service, whose pipeline runs the estimator)."""

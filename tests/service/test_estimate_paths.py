@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -266,3 +267,55 @@ def test_fuse_on_the_same_record_gives_the_reference(tmp_path, record):
         # to rounding: the offline chain takes its fast scalar step where the live one takes the general one
         np.testing.assert_allclose(got[name], expected[name], rtol=1e-7, atol=1e-10, err_msg=name)
     np.testing.assert_array_equal(got.harvest_ready, expected.harvest_ready)
+
+
+def test_a_faulty_unit_through_the_agent_equals_fuse_on_its_file(tmp_path, service):
+    """The faulty-sensor scenario's first unit for five days (a drifting tube pH probe, the tank DO probe stuck
+    from 100 h, bubbles on the turbidity probe: two biomass probes and the model's conditions), simulated to
+    files, replayed by ``algaflow agent`` over HTTP into the service, and ``algaflow fuse`` on the same files:
+    the same estimates."""
+    import threading
+
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import algaflow.scenarios
+    from algaflow.cli.fuse import fuse_file
+    from algaflow.cli.main import app
+    from algaflow.service.auth import issue_device_token
+    from algaflow.sim.scenario import load_scenario
+    from algaflow.sim.simulate import simulate
+    from tests.service.conftest import free_port
+
+    scenario = load_scenario(Path(algaflow.scenarios.__file__).with_name("faulty_sensors.toml"), days=5, units=1)
+    simulate(scenario, tmp_path / "sim")
+    unit = "unit-00000"  # the simulator's name for it
+    service.store.register_unit(unit, {"strain": scenario.strain, "volume_l": 80.0})
+    telemetry, events = tmp_path / "sim" / "telemetry.parquet", tmp_path / "sim" / "events.parquet"
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        result = CliRunner().invoke(app, ["agent", "--unit", unit, "--driver", "replay", "--file", str(telemetry),
+                                          "--events", str(events), "--transport", "http", "--url",
+                                          f"http://127.0.0.1:{port}", "--token",
+                                          issue_device_token(service.store, unit), "--outbox",
+                                          str(tmp_path / "outbox.db"), "--speed", "1e9", "--backfill-days", "6",
+                                          "--until-drained"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        if service.pipeline._worker is not None:
+            service.pipeline.wait()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    live = service.store.estimates(unit)
+    got = fuse_file(telemetry, tmp_path / "estimates.csv", events, scenario.strain, volume_l=80.0)
+    assert len(live) == len(got) > 5 * 24 * 5  # the OD meter reads every 10 minutes
+    for name in ("biomass_g_per_l", "biomass_sd", "growth_rate_per_h", "growth_rate_sd", "co2_captured_g",
+                 "co2_captured_sd"):  # fmt: skip
+        np.testing.assert_allclose(got[name], live[name], rtol=1e-7, atol=1e-10, err_msg=name)
+    np.testing.assert_array_equal(got.harvest_ready, live.harvest_ready)

@@ -146,6 +146,33 @@ def test_dry_weights_prompt_or_late_give_what_the_batch_filter_gives_with_them(s
     assert abs(estimates.biomass_g_per_l[k] - without.biomass_g_per_l[0, k]) > 1e-4  # the late sample counted
 
 
+def test_a_dry_weight_reading_counts_as_the_event_does_on_time_or_late(store):
+    """A ``dry_weight`` reading in a frame (a lab sensor, as ``algaflow fuse`` reads it) is the same factor as a
+    ``dry_weight_sample`` event: one at its time, and one sent hours later in a frame of its own."""
+    frames = culture_frames("r1", steps=600, seed=3)
+    hours = np.array([(f.time - T0).total_seconds() / 3600 for f in frames])
+    reading = Frame(unit_id="r1", time=T0 + timedelta(hours=20.05), seq=10_000, readings={"dry_weight": 0.33})
+    on_time = sorted([*frames, reading], key=lambda f: f.time)
+    store.ingest(IngestBatch.from_frames(on_time))
+    feed(LivePipeline(store), on_time)
+    with_reading = store.estimates("r1")
+    late = LivePipeline(store)  # the same record without the reading (its estimates replace the stored ones),
+    feed(late, frames)  # then the reading alone, hours late
+    feed(late, [reading])
+    again = store.estimates("r1")
+    dry_weight = np.full(len(frames), np.nan)
+    dry_weight[np.searchsorted(hours, 20.05)] = 0.33
+    batch = filter_growth(hours, np.array([f.readings["od750"] for f in frames]), np.zeros(len(frames)),
+                          sensor_growth_model("od750", STRAIN), keep_priors=False, dry_weight=dry_weight,
+                          dry_weight_sd=0.02)  # fmt: skip
+    without = filter_growth(hours, np.array([f.readings["od750"] for f in frames]), np.zeros(len(frames)),
+                            sensor_growth_model("od750", STRAIN), keep_priors=False)  # fmt: skip
+    assert np.abs(batch.biomass_g_per_l - without.biomass_g_per_l).max() > 1e-3  # the dry weight matters
+    for estimates in (with_reading, again):
+        assert len(estimates) == len(frames)
+        np.testing.assert_allclose(estimates.biomass_g_per_l, batch.biomass_g_per_l[0], rtol=1e-7)
+
+
 def test_a_restart_resumes_from_checkpoint_and_replay_as_if_it_never_stopped(store, tmp_path):
     frames = culture_frames("r2", steps=600, seed=3)
     settings = PipelineSettings(checkpoint_every_s=1e9)  # checkpoint only when told

@@ -60,6 +60,15 @@ class Strain:
     cells_per_ml_per_g_per_l: float
     sources: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, repr=False)
 
+    def biomass_slope(self, sensor: str) -> float:
+        """a in s = a X + b: a biomass sensor's reading per g/L of this strain (the catalog's slope, before any
+        fitted calibration curve)."""
+        slopes = {"od750": self.od750_per_g_per_l, "od680": self.od750_per_g_per_l * self.od680_over_od750,
+                  "turbidity_tank": self.turbidity_ntu_per_g_per_l, "turbidity_tube": self.turbidity_ntu_per_g_per_l}
+        if sensor not in slopes:
+            raise ValueError(f"{sensor!r} is not a biomass sensor; use one of {', '.join(slopes)}")
+        return float(slopes[sensor])
+
     @property
     def extinction_per_g_per_l_per_m(self) -> float:
         """Beer–Lambert coefficient k in I = I0 exp(-k X s), X in g/L, s in m: k = 1000 × (m²/g)."""

@@ -60,19 +60,6 @@ SLOPE_TOLERANCE = 0.05  # relative calibration slope error allowed between two b
 HOLD_H = 0.25  # the other sensor's last sample counts for this long (h)
 
 
-def calibration_slope(sensor: str, strain: Strain) -> float:
-    """a in s = a X + b: sensor units per g/L for this strain."""
-    slopes = {
-        "od750": strain.od750_per_g_per_l,
-        "od680": strain.od750_per_g_per_l * strain.od680_over_od750,
-        "turbidity_tank": strain.turbidity_ntu_per_g_per_l,
-        "turbidity_tube": strain.turbidity_ntu_per_g_per_l,
-    }
-    if sensor not in slopes:
-        raise ValueError(f"{sensor!r} is not a biomass sensor; use one of {', '.join(BIOMASS_SENSORS)}")
-    return float(slopes[sensor])
-
-
 def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = None,
                         calibration: BiomassCalibration | None = None) -> GrowthModel:  # fmt: skip
     """The growth chain's measurement factor for ``sensor``: the catalog's noise and range, the strain's
@@ -84,7 +71,7 @@ def sensor_growth_model(sensor: str, strain: Strain, base: GrowthModel | None = 
     spec = SENSORS[sensor]
     scale = spec.noise_sd / base.od_noise_sd
     baseline_sd = spec.offset_sd
-    slope, curvature, intercept = calibration_slope(sensor, strain), 0.0, 0.0
+    slope, curvature, intercept = strain.biomass_slope(sensor), 0.0, 0.0
     if calibration is not None:
         if calibration.sensor != sensor:
             raise ValueError(f"calibration is for {calibration.sensor}, not {sensor}")

@@ -14,12 +14,12 @@ Per unit (its registered metadata: ``strain``, ``volume_l``, ``sensors``):
   stored calibration curve for that sensor and the unit's strain in ``calibrations`` (``algaflow calibrate
   --store``) when there is one, with its slope's uncertainty added to the biomass variance, else the strain's
   catalog slope; the curve is chosen when the unit's chain starts. A harvest or dilution event removes its
-  fraction just before the first sample at or after its time; a dry-weight sample (event ``dry_weight_sample``)
-  is a factor on X at the first sample at or after its time. One that comes late (at or before the unit's
-  last processed sample, as lab results do) is absorbed by fixed-lag re-filtering (service.pipeline_replay:
-  the chain goes back to its saved point before the sample, at a cost set by how late it is, not by the
-  unit's history); one older than ``late_sample_lag_h`` is quarantined. The chains are advanced by
-  service.pipeline_chains;
+  fraction just before the first sample at or after its time; a dry weight (event ``dry_weight_sample``, or a
+  ``dry_weight`` reading) is a factor on X at the first sample at or after its time. One that comes late (at
+  or before the unit's last processed sample, as lab results do) is absorbed by fixed-lag re-filtering
+  (service.pipeline_replay: the chain goes back to its saved point before the sample, at a cost set by how
+  late it is, not by the unit's history); one older than ``late_sample_lag_h`` is quarantined. The chains
+  are advanced by service.pipeline_chains;
 - a second biomass probe (another of BIOMASS_SENSORS the unit has): its own chain, and the main probe's causal
   drift test against it; where the two disagree, the estimate is the equal mixture of the two chains, as
   fusion.estimator gives it (service.pipeline_second). A probe the growth-limit test would set aside
@@ -409,9 +409,17 @@ class LivePipeline:
             unit_id = units[first]
             present = ~np.isnan(raw_values[first:end]).all(axis=0)
             track = self._track(unit_id, {name for name, k in column.items() if present[k]})
-            first += int(np.searchsorted(times[first:end], track.last_time_us, side="right"))  # older: done before
+            old = int(np.searchsorted(times[first:end], track.last_time_us, side="right"))  # older: done before
+            lab = first + np.flatnonzero(np.isfinite(raw_values[first:end, column["dry_weight"]]))
+            if not self._replaying and (late := lab[lab < first + old]).size:  # a dry weight typed in later
+                self._late[unit_id] = min(self._late.get(unit_id, int(times[late[0]])), int(times[late[0]]))
+            first += old
             if first == end:
                 continue
+            for row in lab[lab >= first].tolist():  # a dry-weight reading is a factor on X, as the event is
+                item = (int(times[row]), float(raw_values[row, column["dry_weight"]]))
+                for probe in (track,) if track.second is None else (track, track.second):
+                    probe.pending_dry_weight.append(item)
             segments.append((unit_id, track, first, end))
             track.last_time_us = int(times[end - 1])
             if track.index < 0 or track.sensor not in column:

@@ -86,7 +86,8 @@ def absorb_late(pipeline: LivePipeline, unit_id: str, time_us: int) -> None:
     start_us = track.last_time_us + 1
     store = pipeline.store
     # the second probe's chain and the conditions' running medians go on from the point too
-    sensors = [track.sensor, *([track.second.sensor] if track.second is not None else []), *MODEL_INPUT_SENSORS]
+    sensors = [track.sensor, *([track.second.sensor] if track.second is not None else []), *MODEL_INPUT_SENSORS,
+               "dry_weight"]
     readings = stored_batch(unit_id, store.readings(unit_id, sensors, start_us=start_us, end_us=end_us + 1))
     events = stored_events(unit_id, store.events(unit_id, start_us=start_us))
     estimates = pipeline.refilter(readings, events)

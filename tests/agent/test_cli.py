@@ -3,16 +3,13 @@ ends with what was acknowledged, what waits and the dead letters; errors are one
 
 import json
 import sqlite3
-import threading
-import time
 
-import uvicorn
 from typer.testing import CliRunner
 
 from algaflow.agent.outbox import Outbox
 from algaflow.cli.main import app
 from tests.agent.conftest import samples
-from tests.service.conftest import free_port
+from tests.service.conftest import served
 
 
 def agent(*arguments: str):
@@ -74,21 +71,10 @@ def test_a_replay_with_an_infinite_reading_drains_over_http_and_reports_the_dead
     rows = ["time,sensor,value"] + [f"2026-01-01T00:{k // 60:02d}:{k % 60:02d}Z,od750,{'inf' if k == 9 else 0.5}"
                                     for k in range(1000)]  # fmt: skip
     (tmp_path / "replay.csv").write_text("\n".join(rows) + "\n")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+    with served(service.app) as url:
         result = agent("--driver", "replay", "--file", str(tmp_path / "replay.csv"), "--transport", "http",
-                       "--url", f"http://127.0.0.1:{port}", "--token", service.tokens["r1"],
-                       "--outbox", str(tmp_path / "outbox.db"), "--speed", "1e9", "--backfill-days", "1",
-                       "--until-drained")  # fmt: skip
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+                       "--url", url, "--token", service.tokens["r1"], "--outbox", str(tmp_path / "outbox.db"),
+                       "--speed", "1e9", "--backfill-days", "1", "--until-drained")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "999 frames acknowledged, 0 waiting, 1 dead letters" in " ".join(result.output.split())
     assert len(service.store.frame_log("r1")) == 999

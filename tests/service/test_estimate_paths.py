@@ -22,7 +22,7 @@ from algaflow.service.config import PipelineSettings
 from algaflow.service.pipeline import LivePipeline
 from algaflow.store import open_store
 from algaflow.store.base import IngestBatch
-from tests.service.conftest import bearer, bridged_service
+from tests.service.conftest import bearer, bridged_service, served
 
 STRAIN = load_strain("chlorella_vulgaris")
 STEP_H = 5 / 60
@@ -274,9 +274,6 @@ def test_a_faulty_unit_through_the_agent_equals_fuse_on_its_file(tmp_path, servi
     from 100 h, bubbles on the turbidity probe: two biomass probes and the model's conditions), simulated to
     files, replayed by ``algaflow agent`` over HTTP into the service, and ``algaflow fuse`` on the same files:
     the same estimates."""
-    import threading
-
-    import uvicorn
     from typer.testing import CliRunner
 
     import algaflow.scenarios
@@ -285,33 +282,21 @@ def test_a_faulty_unit_through_the_agent_equals_fuse_on_its_file(tmp_path, servi
     from algaflow.service.auth import issue_device_token
     from algaflow.sim.scenario import load_scenario
     from algaflow.sim.simulate import simulate
-    from tests.service.conftest import free_port
 
     scenario = load_scenario(Path(algaflow.scenarios.__file__).with_name("faulty_sensors.toml"), days=5, units=1)
     simulate(scenario, tmp_path / "sim")
     unit = "unit-00000"  # the simulator's name for it
     service.store.register_unit(unit, {"strain": scenario.strain, "volume_l": 80.0})
     telemetry, events = tmp_path / "sim" / "telemetry.parquet", tmp_path / "sim" / "events.parquet"
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(service.app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.02)
+    with served(service.app) as url:
         result = CliRunner().invoke(app, ["agent", "--unit", unit, "--driver", "replay", "--file", str(telemetry),
-                                          "--events", str(events), "--transport", "http", "--url",
-                                          f"http://127.0.0.1:{port}", "--token",
+                                          "--events", str(events), "--transport", "http", "--url", url, "--token",
                                           issue_device_token(service.store, unit), "--outbox",
                                           str(tmp_path / "outbox.db"), "--speed", "1e9", "--backfill-days", "6",
                                           "--until-drained"])  # fmt: skip
-        assert result.exit_code == 0, result.output
-        if service.pipeline._worker is not None:
-            service.pipeline.wait()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    assert result.exit_code == 0, result.output
+    if service.pipeline._worker is not None:
+        service.pipeline.wait()
     live = service.store.estimates(unit)
     got = fuse_file(telemetry, tmp_path / "estimates.csv", events, scenario.strain, volume_l=80.0)
     assert len(live) == len(got) > 5 * 24 * 5  # the OD meter reads every 10 minutes

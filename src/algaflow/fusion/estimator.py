@@ -27,6 +27,11 @@ sensor, collapsed to one Gaussian by moment matching (as an interacting-multiple
 
 so the band spans both sensors' stories until they agree again. Where the chain's probe is suspended
 (it outgrew any culture), it is the wrong one, and the estimate is the other sensor's chain alone.
+
+This is the estimator on a whole record (``algaflow fuse``). The live pipeline runs the same estimator frame by
+frame (service.pipeline_chains and service.pipeline_second on the same kernels: the growth step, the stuck
+run, the condition medians, the drift test) and gives the same estimates (tests/service/test_estimate_paths),
+except the growth-limit suspension, which it does not stream yet.
 """
 
 from __future__ import annotations

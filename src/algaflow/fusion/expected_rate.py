@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from algaflow.catalog import SENSORS, Strain, sensors_with_role
 from algaflow.fusion.sensor_health import trailing_median
@@ -158,9 +159,28 @@ def rate_from_medians(medians: np.ndarray, biomass_g_per_l: np.ndarray, strain: 
 def rate_increments(rate: np.ndarray, last_rate: float) -> tuple[np.ndarray, float]:
     """Δμ_model at each sample from μ_model (``rate``, NaN where it cannot be read: the last one holds) and
     the one before the first (``last_rate``; 0 before any); returns the increments and the last rate."""
-    held = _hold_last(np.r_[last_rate, np.asarray(rate, dtype=float)])
-    held = np.nan_to_num(held, nan=0.0)
-    return np.diff(held), float(held[-1])
+    rate = np.ascontiguousarray(rate, dtype=float)
+    increments, last = np.empty(rate.size), np.array([last_rate], dtype=float)
+    segmented_increments(rate, np.array([0]), np.array([rate.size]), last, increments,
+                         np.zeros(rate.size, dtype=np.bool_), np.empty(rate.size))  # fmt: skip
+    return increments, float(last[0])
+
+
+@njit(cache=True)
+def segmented_increments(rate, starts, ends, last, increments, saves, saved) -> None:  # fmt: skip
+    """:func:`rate_increments` on several records at once: record j is ``rate[starts[j]:ends[j]]`` after
+    ``last[j]`` (updated); ``saved[k]`` gets the last rate after each sample of ``saves``."""
+    for j in range(starts.size):
+        held = last[j]
+        for k in range(starts[j], ends[j]):
+            if rate[k] == rate[k]:
+                increments[k] = rate[k] - held
+                held = rate[k]
+            else:
+                increments[k] = 0.0
+            if saves[k]:
+                saved[k] = held
+        last[j] = held
 
 
 def condition_sources(readings: dict[str, Samples]) -> dict[str, str]:
@@ -172,13 +192,6 @@ def condition_sources(readings: dict[str, Samples]) -> dict[str, str]:
                 sources[condition] = sensor
                 break
     return sources
-
-
-def _hold_last(values: np.ndarray) -> np.ndarray:
-    """Each NaN replaced by the last finite value before it (NaN before the first)."""
-    index = np.where(np.isfinite(values), np.arange(values.size), -1)
-    np.maximum.accumulate(index, out=index)
-    return np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
 
 
 def unit_model_readings(times_h: np.ndarray, readings: dict[str, np.ndarray]) -> dict[str, Samples]:

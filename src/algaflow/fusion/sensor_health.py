@@ -76,25 +76,40 @@ def stuck_samples(values: np.ndarray, noise_sd: float, resolution: float, run: i
     (last finite reading, length of its run) before the first value, updated in place, so a live reader
     that calls this frame by frame gets the flags of the whole record (default: no reading before)."""
     values = np.asarray(values, dtype=float)
-    if not noise_sd >= max(resolution, 1e-12):
+    tolerance = stuck_tolerance(noise_sd, resolution)
+    if not np.isfinite(tolerance):
         return None
-    state = np.array([np.nan, 0.0]) if state is None else state
+    state = np.array([[np.nan, 0.0]]) if state is None else state.reshape(1, 2)
     flags = np.zeros(values.size, dtype=bool)
-    _stuck_runs(np.ascontiguousarray(values), 0.5 * resolution if resolution > 0 else 0.0, run, state, flags)
+    stuck_runs(np.ascontiguousarray(values), np.array([0]), np.array([values.size]), np.array([tolerance]), run,
+               state, flags, np.zeros(values.size, dtype=np.bool_), np.empty((values.size, 2)))  # fmt: skip
     return flags
 
 
+def stuck_tolerance(noise_sd: float, resolution: float) -> float:
+    """How close two readings are to count as equal in a stuck run (half the resolution); NaN where the noise is
+    below the resolution, so repeats carry no evidence and are not judged."""
+    if not noise_sd >= max(resolution, 1e-12):
+        return float("nan")
+    return 0.5 * resolution if resolution > 0 else 0.0
+
+
 @njit(cache=True)
-def _stuck_runs(values, tolerance, run, state, flags) -> None:  # fmt: skip
-    last, length = state[0], state[1]
-    for k in range(values.size):
-        value = values[k]
-        if value != value:
-            continue
-        length = length + 1.0 if length > 0.0 and abs(value - last) <= tolerance else 1.0
-        last = value
-        flags[k] = length >= run
-    state[0], state[1] = last, length
+def stuck_runs(values, starts, ends, tolerance, run, state, flags, saves, saved) -> None:  # fmt: skip
+    """:func:`stuck_samples` on several records at once: record j is ``values[starts[j]:ends[j]]`` with readings
+    equal within ``tolerance[j]`` (NaN where the record's sensor is not judged: no flags), its run so far in
+    ``state[j]`` (last reading, run length; updated); ``saved[k]`` gets the state after each sample of ``saves``."""
+    for j in range(starts.size):
+        last, length = state[j, 0], state[j, 1]
+        for k in range(starts[j], ends[j]):
+            value = values[k]
+            if value == value and tolerance[j] == tolerance[j]:
+                length = length + 1.0 if length > 0.0 and abs(value - last) <= tolerance[j] else 1.0
+                last = value
+                flags[k] = length >= run
+            if saves[k]:
+                saved[k, 0], saved[k, 1] = last, length
+        state[j, 0], state[j, 1] = last, length
 
 
 SPIKE_SIGMAS = 6.0

@@ -465,6 +465,7 @@ class LivePipeline:
         lag_us = self.settings.late_sample_lag_h * HOUR_US
         table = np.zeros((main_rows.size, len(ESTIMATE_INPUTS)))  # the decisions' estimate columns at the samples
         started = np.zeros(main_rows.size, dtype=bool)
+        mixed = np.zeros(main_rows.size, dtype=bool)  # where the estimate is the two probes' mixture
         unit_estimates: list[tuple[str, dict[str, np.ndarray], slice]] = []
         offset = 0
         for unit_id, main, other, before in mains:
@@ -490,14 +491,18 @@ class LivePipeline:
             while track.snapshots and track.snapshots[0]["time_us"] < track.last_time_us - lag_us:
                 track.snapshots.pop(0)
             started[sampled.start + on] = True
-            terms = window_error_terms(main.mean[on], main.cov[on], self.chains.models[track.index])
             if mixing is not None:  # a mixture's error is no single chain's: the conservative σ_r there
-                for term in terms:
-                    term[mixing[0][on]] = np.nan
-            table[sampled.start + on] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
-                                                         columns["growth_rate_per_h"], columns["growth_rate_sd"],
-                                                         main.dilution[on], *terms])  # fmt: skip
+                mixed[sampled.start + on] = mixing[0][on]
+            table[sampled.start + on, :5] = np.column_stack([columns["biomass_g_per_l"], columns["biomass_sd"],
+                                                             columns["growth_rate_per_h"], columns["growth_rate_sd"],
+                                                             main.dilution[on]])  # fmt: skip
             unit_estimates.append((unit_id, columns, sampled))
+        if started.any():  # fusion.growth_window's terms for every unit's samples at once, each with its factor
+            chain = np.concatenate([np.full(job.rows.size, job.probe.index) for _, job, _, _ in mains])
+            mean = np.concatenate([job.mean for _, job, _, _ in mains])[started]
+            cov = np.concatenate([job.cov for _, job, _, _ in mains])[started]
+            table[started, 5:] = np.column_stack(window_error_terms(mean, cov, self.chains.models[chain[started]]))
+            table[mixed, 5:] = np.nan
         # Decisions for every unit of the batch at once (control.decisions), on all its new rows.
         row_estimates = np.full((new_rows.size, len(ESTIMATE_INPUTS)), np.nan)
         row_estimates[position[started]] = table[started]

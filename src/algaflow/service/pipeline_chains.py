@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from algaflow.catalog import SENSORS, load_strain
-from algaflow.fusion.expected_rate import ReactorGeometry, rate_from_medians, rate_increments
+from algaflow.fusion.expected_rate import ReactorGeometry, rate_from_medians, segmented_increments
 from algaflow.fusion.growth_model import BIOMASS
 from algaflow.fusion.online import OnlineGrowthFilter
-from algaflow.fusion.sensor_health import stuck_samples
+from algaflow.fusion.sensor_health import STUCK_RUN, stuck_runs, stuck_tolerance
 from algaflow.fusion.timeline import place_on_samples
 from algaflow.service.pipeline_second import SecondProbe
 from algaflow.service.pipeline_state import HOUR_US, UnitTrack
@@ -61,6 +61,8 @@ def place_pending(pending: list[tuple[int, float]],
 def dilutions(probe: Probe, sample_times_us: np.ndarray) -> np.ndarray:
     """Per sample, 1 − Π(1 − f) of the pending dilutions that fall on it: each at the first sample at or after
     its time (then no longer pending); those after the last sample stay pending."""
+    if not probe.pending_dilution:
+        return np.zeros(sample_times_us.size)
     index, fractions, probe.pending_dilution = place_pending(probe.pending_dilution, sample_times_us)
     survival = np.ones(sample_times_us.size)
     np.multiply.at(survival, index, 1.0 - fractions)
@@ -70,30 +72,13 @@ def dilutions(probe: Probe, sample_times_us: np.ndarray) -> np.ndarray:
 def dry_weights(probe: Probe, sample_times_us: np.ndarray) -> np.ndarray:
     """Per sample, the pending dry weight that falls on it (NaN where none; the last recorded of several),
     placed as dilutions are."""
+    if not probe.pending_dry_weight:
+        return np.full(sample_times_us.size, np.nan)
     index, grams, probe.pending_dry_weight = place_pending(probe.pending_dry_weight, sample_times_us)
     placed = np.full(sample_times_us.size, np.nan)
     for k, value in zip(index.tolist(), grams.tolist(), strict=True):
         placed[k] = value
     return placed
-
-
-def withhold_stuck(values: np.ndarray, probe: Probe, saves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A probe's readings with the stuck ones as NaN (its run carried in ``probe.stuck``, updated), as the
-    offline estimator withholds them; and the run's state (last reading, run length) after each sample of
-    ``saves`` (NaN elsewhere)."""
-    spec = SENSORS[probe.sensor]
-    state = np.asarray(probe.stuck, dtype=float)
-    points = np.full((values.size, 2), np.nan)
-    withheld = values.copy()
-    cuts = (np.flatnonzero(saves) + 1).tolist()
-    for start, end in itertools.pairwise([0, *cuts, values.size]):
-        flags = stuck_samples(values[start:end], spec.noise_sd, spec.resolution, state=state)
-        if flags is not None:
-            withheld[start:end][flags] = np.nan
-        if end in cuts:
-            points[end - 1] = state
-    probe.stuck = state.tolist()
-    return withheld, points
 
 
 def probe_point(chains: OnlineGrowthFilter, probe: Probe) -> list[float]:
@@ -127,15 +112,25 @@ def advance_chains(chains: OnlineGrowthFilter, jobs: list[ChainJob], times_us: n
     samples = rows.size
     dilution, dry_weight = np.empty(samples), np.empty(samples)
     chain, first_pass = np.empty(samples, dtype=np.int64), np.empty(samples, dtype=np.int64)
-    stuck_points = np.full((samples, 2), np.nan)
-    rate_input, rate_points = np.zeros(samples), np.full(samples, np.nan)
     for job, sampled in zip(jobs, slices, strict=True):
         probe, sample_times = job.probe, times_us[job.rows]
         dilution[sampled] = dilutions(probe, sample_times)
         dry_weight[sampled] = dry_weights(probe, sample_times)
         chain[sampled], first_pass[sampled] = probe.index, probe.first_pass
-        values[sampled], stuck_points[sampled] = withhold_stuck(values[sampled], probe, saves[sampled])
-        rate_points[sampled] = probe.last_rate
+    # Each probe's stuck readings withheld (fusion.sensor_health.stuck_runs, its run carried in probe.stuck), as
+    # the offline estimator withholds them, every probe of the batch at once.
+    starts, ends = bounds[:-1].astype(np.int64), bounds[1:].astype(np.int64)
+    stuck = np.array([job.probe.stuck for job in jobs], dtype=float).reshape(len(jobs), 2)
+    flags, stuck_points = np.zeros(samples, dtype=bool), np.full((samples, 2), np.nan)
+    specs = [SENSORS[job.probe.sensor] for job in jobs]
+    tolerance = np.array([stuck_tolerance(spec.noise_sd, spec.resolution) for spec in specs], dtype=float)
+    stuck_runs(values, starts, ends, tolerance, STUCK_RUN, stuck, flags, saves, stuck_points)
+    values[flags] = np.nan
+    for job, state in zip(jobs, stuck.tolist(), strict=True):
+        job.probe.stuck = state
+    rate_input, rate_points = np.zeros(samples), np.full(samples, np.nan)
+    last = np.array([job.probe.last_rate for job in jobs], dtype=float)
+    rate_points[:] = last.repeat(np.diff(bounds))
     informed = first_pass >= 0
     width = len(chains.unit_state(0))
     first_pass_points = np.full((samples, width), np.nan)
@@ -146,18 +141,14 @@ def advance_chains(chains: OnlineGrowthFilter, jobs: list[ChainJob], times_us: n
             first_pass_points[informed] = chains.saved
         biomass = np.full(samples, np.nan)
         biomass[informed] = first_mean[:, BIOMASS]
-        rate = np.full(samples, np.nan)
+        rate = np.full(samples, np.nan)  # NaN: no increment (an uninformed probe's samples)
         strains = np.array([job.track.strain for job in jobs], dtype=object).repeat(np.diff(bounds))
         for strain in set(strains[informed].tolist()):  # μ_model for every sample of a strain at once
             mine = informed & (strains == strain)
             rate[mine] = rate_from_medians(medians[mine], biomass[mine], strain_of(strain), reactor)
-        for job, sampled in zip(jobs, slices, strict=True):
-            probe = job.probe
-            if probe.first_pass >= 0 and sampled.stop > sampled.start:
-                before = probe.last_rate
-                rate_input[sampled], probe.last_rate = rate_increments(rate[sampled], before)
-                for j in np.flatnonzero(saves[sampled]).tolist():
-                    rate_points[sampled.start + j] = rate_increments(rate[sampled][: j + 1], before)[1]
+        segmented_increments(rate, starts, ends, last, rate_input, saves, rate_points)
+        for job, rate_now in zip(jobs, last.tolist(), strict=True):
+            job.probe.last_rate = rate_now
     mean, cov, _ = chains.update(chain, hours, values, dilution, dry_weight, DRY_WEIGHT_SD, saves, rate_input)
     for job, sampled in zip(jobs, slices, strict=True):
         job.mean, job.cov, job.dilution, job.withheld = mean[sampled], cov[sampled], dilution[sampled], values[sampled]

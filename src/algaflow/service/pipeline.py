@@ -74,17 +74,23 @@ from algaflow.control.decisions import (
     decide,
 )
 from algaflow.fusion.calibration import BiomassCalibration
-from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.estimator import BIOMASS_SENSORS, sensor_growth_model
 from algaflow.fusion.expected_rate import MODEL_INPUT_SENSORS, ReactorGeometry
 from algaflow.fusion.growth_window import window_error_terms
-from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
+from algaflow.fusion.online import OnlineGrowthFilter
 from algaflow.fusion.online_rate import OnlineConditions
 from algaflow.service.calibrations import latest_biomass_calibration, load_biomass_calibration
 from algaflow.service.config import PipelineSettings
-from algaflow.service.pipeline_chains import ChainJob, advance_chains, probe_point, set_probe_point, strain_of
+from algaflow.service.pipeline_chains import (
+    ChainJob,
+    advance_chains,
+    estimate_columns,
+    probe_point,
+    set_probe_point,
+    strain_of,
+)
 from algaflow.service.pipeline_replay import absorb_late, replay_stored
-from algaflow.service.pipeline_second import SecondProbe, drift_flags, mixed_estimates, probe_factor
+from algaflow.service.pipeline_second import SecondProbe, second_point, second_probe
 from algaflow.service.pipeline_state import SNAPSHOT_EVERY_US, STATE_NAME, UnitTrack, read_state, state_blob
 from algaflow.service.quarantine import Quarantine
 from algaflow.store import ReadingBatch, Store, StoredEvent
@@ -471,9 +477,9 @@ class LivePipeline:
         for unit_id, main, other, before in mains:
             track, sampled = main.track, slice(offset, offset + main.rows.size)
             offset += main.rows.size
-            mixing = self._second_probe(main, other, times) if track.second is not None else None
-            columns = self._estimates(track, times[main.rows], main.mean, main.cov, main.dilution,
-                                      strain_of(track.strain), mixing)  # fmt: skip
+            mixing = second_probe(main, other, times, self._curve) if track.second is not None else None
+            columns = estimate_columns(track, times[main.rows], main.mean, main.cov, main.dilution,
+                                       strain_of(track.strain), self._curve(track.calibration), mixing)  # fmt: skip
             if columns is None:
                 continue
             totals = columns.pop("harvested"), columns.pop("harvested_variance")
@@ -481,7 +487,7 @@ class LivePipeline:
             for j in np.flatnonzero(main.saves[on]).tolist():
                 k = int(on[j])
                 row = int(np.searchsorted(new_rows, main.rows[k]))
-                point, extras = self._second_point(main, other, before, mixing, k, times)
+                point, extras = second_point(self.chains, main, other, before, mixing, k, times)
                 track.snapshots.append({"time_us": int(times[main.rows[k]]),
                                         "chain": [*main.points[k], *point, *condition_points[row]],
                                         "second": extras, "initial": track.initial,
@@ -526,54 +532,6 @@ class LivePipeline:
     def _curve(self, name: str | None) -> BiomassCalibration | None:
         return None if name is None or self.calibrations is None else _load_curve(self.calibrations / name)
 
-    def _second_probe(self, main: ChainJob, other: ChainJob | None, times: np.ndarray,
-                      ) -> tuple[np.ndarray, SecondProbe, np.ndarray, tuple, list]:  # fmt: skip
-        """The drift test of the main probe against the unit's second one at the main probe's samples, and the
-        second chain's estimates at its own (service.pipeline_second): (flags, the probe, its sample times (h),
-        its (X, var X, μ, var μ), the drift test's state at the main probe's kept samples)."""
-        track, second = main.track, main.track.second
-        main_factor = probe_factor(track.sensor, track.strain, self._curve(track.calibration))
-        other_factor = probe_factor(second.sensor, track.strain, self._curve(second.calibration))
-        other_times = times[other.rows] / HOUR_US if other is not None else np.empty(0)
-        other_values = other.withheld if other is not None else np.empty(0)
-        flags, drift_points = drift_flags(second, times[main.rows] / HOUR_US, main.withheld, main_factor, other_times,
-                                          other_values, other_factor, main.saves)  # fmt: skip
-        if other is not None and other.rows.size:
-            second.last_time_us = int(times[other.rows[-1]])
-        if other is None:
-            return flags, second, other_times, (np.empty(0),) * 4, drift_points
-        columns = growth_rate_and_biomass(other.mean, other.cov)
-        variance = columns["biomass_sd"] ** 2
-        curve = self._curve(second.calibration)
-        if curve is not None:
-            variance = variance + curve.biomass_variance(columns["biomass_g_per_l"])
-        return flags, second, other_times, (columns["biomass_g_per_l"], variance, columns["growth_rate_per_h"],
-                                            columns["growth_rate_sd"] ** 2), drift_points  # fmt: skip
-
-    def _second_point(self, main: ChainJob, other: ChainJob | None, before: dict | None, mixing: tuple | None,
-                      k: int, times: np.ndarray) -> tuple[list[float], dict | None]:  # fmt: skip
-        """The second probe's part of a saved point at the main probe's sample ``k``: its chains (NaN where the
-        unit has none) and what it carries (service.pipeline_second.SecondProbe, as a dict)."""
-        width = 2 * len(self.chains.unit_state(0)) + 3
-        if before is None or mixing is None:
-            return [np.nan] * width, None
-        at_us = int(times[main.rows[k]])
-        probe = dict(before["probe"])
-        point = before["point"]
-        if other is not None:
-            index = int(np.searchsorted(other.rows, main.rows[k], side="right")) - 1
-            if index >= 0:
-                point = other.points[index]
-                _, _, other_times, columns, _ = mixing
-                probe["last_time_us"] = int(times[other.rows[index]])
-                probe["last_estimate"] = [float(other_times[index]), *(float(c[index]) for c in columns)]
-        for name in ("pending_dilution", "pending_dry_weight"):
-            probe[name] = [item for item in before["probe"][name] if probe["last_time_us"] < item[0] <= at_us]
-        drift = mixing[4][k]
-        probe["last_reading"], probe["drift"] = drift[:2], drift[2:]
-        probe["last_rate"], probe["stuck"] = point[width - 3], list(point[width - 2 : width])
-        return list(point), probe
-
     def go_back(self, track: UnitTrack, snapshot: dict) -> None:
         """Put a unit's chains, condition readings and totals back to a saved point (service.pipeline_replay)."""
         point = np.asarray(snapshot["chain"], dtype=float)
@@ -591,48 +549,6 @@ class LivePipeline:
                 set_probe_point(self.chains, track.second, point[width : 2 * width])
         self.conditions.set_unit_state(track.conditions, point[2 * width :])
         track.go_back(snapshot)
-
-    def _estimates(self, track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray,
-                   dilution: np.ndarray, strain, mixing: tuple | None = None,
-                   ) -> dict[str, np.ndarray] | None:  # fmt: skip
-        """One unit's estimate columns (``ESTIMATE_COLUMNS`` but the advice) at its samples since the chain
-        started, and the harvested totals at each (``harvested``, ``harvested_variance``: for the saved points);
-        the running totals (initial and harvested biomass, last biomass) move on to the last sample. ``mixing``
-        (:meth:`_second_probe`): where the probes disagree, the equal mixture with the second probe's chain."""
-        columns = growth_rate_and_biomass(mean, cov)
-        biomass, variance = columns["biomass_g_per_l"], columns["biomass_sd"] ** 2
-        curve = self._curve(track.calibration)
-        if curve is not None:  # the curve's own uncertainty
-            variance = variance + curve.biomass_variance(biomass)
-        rate, rate_variance = columns["growth_rate_per_h"], columns["growth_rate_sd"] ** 2
-        if mixing is not None:
-            flags, second, other_times, other, _ = mixing
-            biomass, variance, rate, rate_variance = mixed_estimates(second, flags, times_us / HOUR_US,
-                                                                     (biomass, variance, rate, rate_variance),
-                                                                     other_times, other)  # fmt: skip
-        started = ~np.isnan(mean[:, 0])
-        if not started.any():
-            return None
-        biomass, biomass_sd, dilution = biomass[started], np.sqrt(variance[started]), dilution[started]
-        columns = {"growth_rate_per_h": rate[started], "growth_rate_sd": np.sqrt(rate_variance[started])}
-        if track.initial is None:
-            track.initial = (float(biomass[0]), float(biomass_sd[0]))
-        before, before_sd = track.last_biomass if track.last_biomass is not None else (np.nan, np.nan)
-        before = np.r_[before, biomass[:-1]]  # X(t_h⁻): the estimate at the previous sample
-        before_sd = np.r_[before_sd, biomass_sd[:-1]]
-        removed = (dilution > 0.0) & ~np.isnan(before)
-        harvested = track.harvested + np.cumsum(np.where(removed, dilution * before, 0.0))
-        harvested_variance = track.harvested_variance + np.cumsum(np.where(removed, (dilution * before_sd) ** 2, 0.0))
-        track.harvested, track.harvested_variance = float(harvested[-1]), float(harvested_variance[-1])
-        track.last_biomass = (float(biomass[-1]), float(biomass_sd[-1]))
-        co2, co2_sd = co2_from_totals(biomass, biomass_sd, np.array(track.initial[0]), np.array(track.initial[1]),
-                                      harvested, harvested_variance, track.volume_l,
-                                      strain.carbon_fraction)  # fmt: skip
-        rate, rate_sd = columns["growth_rate_per_h"], columns["growth_rate_sd"]
-        return {"time_us": times_us[started], "biomass_g_per_l": biomass, "biomass_sd": biomass_sd,
-                "growth_rate_per_h": rate, "growth_rate_sd": rate_sd, "co2_captured_g": co2,
-                "co2_captured_sd": co2_sd, "harvested": harvested,
-                "harvested_variance": harvested_variance}  # fmt: skip
 
     # ---- state ------------------------------------------------------------------------------------------------
     def refilter(self, readings: ReadingBatch, events: Sequence[StoredEvent]) -> list[tuple]:

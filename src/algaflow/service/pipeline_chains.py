@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from algaflow.catalog import SENSORS, load_strain
+from algaflow.catalog import SENSORS, Strain, load_strain
+from algaflow.fusion.calibration import BiomassCalibration
+from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.expected_rate import ReactorGeometry, rate_from_medians, segmented_increments
 from algaflow.fusion.growth_model import BIOMASS
-from algaflow.fusion.online import OnlineGrowthFilter
+from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
 from algaflow.fusion.sensor_health import STUCK_RUN, stuck_runs, stuck_tolerance
 from algaflow.fusion.timeline import place_on_samples
-from algaflow.service.pipeline_second import SecondProbe
+from algaflow.service.pipeline_second import SecondProbe, mixed_estimates
 from algaflow.service.pipeline_state import HOUR_US, UnitTrack
 
 DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
@@ -155,3 +157,46 @@ def advance_chains(chains: OnlineGrowthFilter, jobs: list[ChainJob], times_us: n
         job.points = {j: [*chains.saved[sampled.start + j], *first_pass_points[sampled.start + j],
                           rate_points[sampled.start + j], *stuck_points[sampled.start + j]]
                       for j in np.flatnonzero(saves[sampled]).tolist()}  # fmt: skip
+
+
+def estimate_columns(track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray, dilution: np.ndarray,
+                 strain: Strain, curve: BiomassCalibration | None, mixing: tuple | None = None,
+                 ) -> dict[str, np.ndarray] | None:  # fmt: skip
+    """One unit's estimate columns (``ESTIMATE_COLUMNS`` but the advice) at its samples since the chain
+    started, and the harvested totals at each (``harvested``, ``harvested_variance``: for the saved points);
+    the running totals (initial and harvested biomass, last biomass) move on to the last sample. ``mixing``
+    (service.pipeline_second.second_probe): where the probes disagree, the equal mixture with the second
+    probe's chain."""
+    columns = growth_rate_and_biomass(mean, cov)
+    biomass, variance = columns["biomass_g_per_l"], columns["biomass_sd"] ** 2
+    if curve is not None:  # the calibration curve's own uncertainty
+        variance = variance + curve.biomass_variance(biomass)
+    rate, rate_variance = columns["growth_rate_per_h"], columns["growth_rate_sd"] ** 2
+    if mixing is not None:
+        flags, second, other_times, other, _ = mixing
+        biomass, variance, rate, rate_variance = mixed_estimates(second, flags, times_us / HOUR_US,
+                                                                 (biomass, variance, rate, rate_variance),
+                                                                 other_times, other)  # fmt: skip
+    started = ~np.isnan(mean[:, 0])
+    if not started.any():
+        return None
+    biomass, biomass_sd, dilution = biomass[started], np.sqrt(variance[started]), dilution[started]
+    columns = {"growth_rate_per_h": rate[started], "growth_rate_sd": np.sqrt(rate_variance[started])}
+    if track.initial is None:
+        track.initial = (float(biomass[0]), float(biomass_sd[0]))
+    before, before_sd = track.last_biomass if track.last_biomass is not None else (np.nan, np.nan)
+    before = np.r_[before, biomass[:-1]]  # X(t_h⁻): the estimate at the previous sample
+    before_sd = np.r_[before_sd, biomass_sd[:-1]]
+    removed = (dilution > 0.0) & ~np.isnan(before)
+    harvested = track.harvested + np.cumsum(np.where(removed, dilution * before, 0.0))
+    harvested_variance = track.harvested_variance + np.cumsum(np.where(removed, (dilution * before_sd) ** 2, 0.0))
+    track.harvested, track.harvested_variance = float(harvested[-1]), float(harvested_variance[-1])
+    track.last_biomass = (float(biomass[-1]), float(biomass_sd[-1]))
+    co2, co2_sd = co2_from_totals(biomass, biomass_sd, np.array(track.initial[0]), np.array(track.initial[1]),
+                                  harvested, harvested_variance, track.volume_l,
+                                  strain.carbon_fraction)  # fmt: skip
+    rate, rate_sd = columns["growth_rate_per_h"], columns["growth_rate_sd"]
+    return {"time_us": times_us[started], "biomass_g_per_l": biomass, "biomass_sd": biomass_sd,
+            "growth_rate_per_h": rate, "growth_rate_sd": rate_sd, "co2_captured_g": co2,
+            "co2_captured_sd": co2_sd, "harvested": harvested,
+            "harvested_variance": harvested_variance}  # fmt: skip

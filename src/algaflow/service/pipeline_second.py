@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,10 +19,15 @@ from algaflow.catalog import load_strain
 from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.estimator import HOLD_H, SLOPE_TOLERANCE, calibrated_biomass, mixture, sensor_growth_model
 from algaflow.fusion.growth_model import GrowthModel
+from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
 from algaflow.fusion.sensor_health import DRIFT_STATE, DRIFT_WINDOW, drift_state, drifting_samples
 from algaflow.fusion.timeline import held_values, last_sample_index
 
+if TYPE_CHECKING:
+    from algaflow.service.pipeline_chains import ChainJob
+
 NAN = float("nan")
+HOUR_US = 3_600_000_000
 
 
 @dataclass(slots=True)
@@ -111,3 +118,53 @@ def mixed_estimates(second: SecondProbe, flags: np.ndarray, main_times_h: np.nda
     if other_times_h.size:
         second.last_estimate = [float(other_times_h[-1]), *(float(c[-1]) for c in other)]
     return result[0], result[1], result[2], result[3]
+
+
+def second_probe(main: ChainJob, other: ChainJob | None, times: np.ndarray,
+                 curve_of: Callable[[str | None], BiomassCalibration | None],
+                 ) -> tuple[np.ndarray, SecondProbe, np.ndarray, tuple, list]:  # fmt: skip
+    """The drift test of the main probe against the unit's second one at the main probe's samples, and the
+    second chain's estimates at its own: (flags, the probe, its sample times (h), its (X, var X, μ, var μ), the
+    drift test's state at the main probe's kept samples); ``curve_of`` loads a stored calibration curve."""
+    track, second = main.track, main.track.second
+    main_factor = probe_factor(track.sensor, track.strain, curve_of(track.calibration))
+    other_factor = probe_factor(second.sensor, track.strain, curve_of(second.calibration))
+    other_times = times[other.rows] / HOUR_US if other is not None else np.empty(0)
+    other_values = other.withheld if other is not None else np.empty(0)
+    flags, drift_points = drift_flags(second, times[main.rows] / HOUR_US, main.withheld, main_factor, other_times,
+                                      other_values, other_factor, main.saves)  # fmt: skip
+    if other is not None and other.rows.size:
+        second.last_time_us = int(times[other.rows[-1]])
+    if other is None:
+        return flags, second, other_times, (np.empty(0),) * 4, drift_points
+    columns = growth_rate_and_biomass(other.mean, other.cov)
+    variance = columns["biomass_sd"] ** 2
+    curve = curve_of(second.calibration)
+    if curve is not None:
+        variance = variance + curve.biomass_variance(columns["biomass_g_per_l"])
+    return flags, second, other_times, (columns["biomass_g_per_l"], variance, columns["growth_rate_per_h"],
+                                        columns["growth_rate_sd"] ** 2), drift_points  # fmt: skip
+
+def second_point(chains: OnlineGrowthFilter, main: ChainJob, other: ChainJob | None, before: dict | None,
+                 mixing: tuple | None, k: int, times: np.ndarray) -> tuple[list[float], dict | None]:  # fmt: skip
+    """The second probe's part of a saved point at the main probe's sample ``k``: its chains (NaN where the
+    unit has none) and what it carries (a :class:`SecondProbe` as a dict)."""
+    width = 2 * len(chains.unit_state(0)) + 3
+    if before is None or mixing is None:
+        return [np.nan] * width, None
+    at_us = int(times[main.rows[k]])
+    probe = dict(before["probe"])
+    point = before["point"]
+    if other is not None:
+        index = int(np.searchsorted(other.rows, main.rows[k], side="right")) - 1
+        if index >= 0:
+            point = other.points[index]
+            _, _, other_times, columns, _ = mixing
+            probe["last_time_us"] = int(times[other.rows[index]])
+            probe["last_estimate"] = [float(other_times[index]), *(float(c[index]) for c in columns)]
+    for name in ("pending_dilution", "pending_dry_weight"):
+        probe[name] = [item for item in before["probe"][name] if probe["last_time_us"] < item[0] <= at_us]
+    drift = mixing[4][k]
+    probe["last_reading"], probe["drift"] = drift[:2], drift[2:]
+    probe["last_rate"], probe["stuck"] = point[width - 3], list(point[width - 2 : width])
+    return list(point), probe

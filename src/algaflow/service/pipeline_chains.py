@@ -160,8 +160,8 @@ def advance_chains(chains: OnlineGrowthFilter, jobs: list[ChainJob], times_us: n
 
 
 def estimate_columns(track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, cov: np.ndarray, dilution: np.ndarray,
-                 strain: Strain, curve: BiomassCalibration | None, mixing: tuple | None = None,
-                 ) -> dict[str, np.ndarray] | None:  # fmt: skip
+                     strain: Strain, curve: BiomassCalibration | None, mixing: tuple | None = None,
+                     ) -> dict[str, np.ndarray] | None:  # fmt: skip
     """One unit's estimate columns (``ESTIMATE_COLUMNS`` but the advice) at its samples since the chain
     started, and the harvested totals at each (``harvested``, ``harvested_variance``: for the saved points);
     the running totals (initial and harvested biomass, last biomass) move on to the last sample. ``mixing``

@@ -80,7 +80,7 @@ from algaflow.control.alarms import (
     temperature_thresholds_c,
 )
 from algaflow.control.harvest import HarvestPolicy
-from algaflow.fusion.sensor_health import CUSUM_ALLOWANCE, CUSUM_CLIP, CUSUM_THRESHOLD, DRIFT_WINDOW
+from algaflow.fusion.sensor_health import CUSUM_THRESHOLD, DRIFT_WINDOW, STUCK_RUN, page_step
 from algaflow.fusion.sensor_information import (
     DARK_PAIRS,
     DARK_PAR_UMOL,
@@ -92,7 +92,6 @@ from algaflow.fusion.sensor_information import (
 HOUR_US = 3_600_000_000
 WINDOW_BIN_H = 1.0 / 6.0  # the daily window keeps one estimate per 10 minutes
 WINDOW_CAPACITY = 160  # window samples a unit keeps: a day of bins and a few more
-STUCK_RUN = 7  # the shortest stuck run (fusion.sensor_health.STUCK_RUN)
 STUCK_CHANCE = 1e-7  # per reading: a healthy sensor repeats this often at most (module doc)
 SENSOR_NAMES = tuple(SENSORS)  # the columns of ReadingRows.values
 DO_SENSORS = ("do_tank", "do_tube")
@@ -328,11 +327,8 @@ def _dark_pairs(u, t, row, pairs, reference, pair_index, pair_noise, par_column,
             else:  # Page's two-sided CUSUM beyond the calibration tolerance (fusion.sensor_health)
                 spread = state[SPREAD]
                 standardised = (difference - state[REFERENCE_DIFFERENCE]) / spread
-                excess = max(0.0, abs(standardised) - PH_CALIBRATION_ACCURACY / spread)
-                step = min(max(math.copysign(excess, standardised), -CUSUM_CLIP), CUSUM_CLIP)
-                cap = 2.0 * CUSUM_THRESHOLD
-                state[CUSUM_UP] = min(cap, max(0.0, state[CUSUM_UP] + step - CUSUM_ALLOWANCE))
-                state[CUSUM_DOWN] = min(cap, max(0.0, state[CUSUM_DOWN] - step - CUSUM_ALLOWANCE))
+                state[CUSUM_UP], state[CUSUM_DOWN] = page_step(state[CUSUM_UP], state[CUSUM_DOWN], standardised,
+                                                               PH_CALIBRATION_ACCURACY / spread)  # fmt: skip
         if max(state[CUSUM_UP], state[CUSUM_DOWN]) > CUSUM_THRESHOLD:
             flagged[pair_index[p, 0]] = True
             flagged[pair_index[p, 1]] = True

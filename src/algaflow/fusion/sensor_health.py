@@ -232,13 +232,20 @@ def drift_update(own: float, other: float, noise_sd: float, sigmas: float, slope
     if count > window:  # Page's CUSUM from the sample after the reference window
         standardised = (difference - first) / spread
         band = (slope_tolerance * abs(other - first_level) + tolerance) / spread
-        residual = math.copysign(max(0.0, abs(standardised) - band), standardised)
-        clipped = min(max(residual, -CUSUM_CLIP), CUSUM_CLIP)
-        cap = 2.0 * CUSUM_THRESHOLD
-        state[DRIFT_UP] = min(cap, max(0.0, state[DRIFT_UP] + clipped - CUSUM_ALLOWANCE))
-        state[DRIFT_DOWN] = min(cap, max(0.0, state[DRIFT_DOWN] - clipped - CUSUM_ALLOWANCE))
+        state[DRIFT_UP], state[DRIFT_DOWN] = page_step(state[DRIFT_UP], state[DRIFT_DOWN], standardised, band)
         flagged = flagged or max(state[DRIFT_UP], state[DRIFT_DOWN]) > CUSUM_THRESHOLD
     return flagged
+
+
+@njit(cache=True)
+def page_step(upper: float, lower: float, standardised: float, band: float) -> tuple[float, float]:
+    """One step of Page's two-sided CUSUM (module doc): the part of the standardised difference beyond the
+    allowed ``band``, clipped to ±c, added to S⁺ and taken from S⁻ less ν, each capped at 2h."""
+    residual = math.copysign(max(0.0, abs(standardised) - band), standardised)
+    clipped = min(max(residual, -CUSUM_CLIP), CUSUM_CLIP)
+    cap = 2.0 * CUSUM_THRESHOLD
+    return (min(cap, max(0.0, upper + clipped - CUSUM_ALLOWANCE)),
+            min(cap, max(0.0, lower - clipped - CUSUM_ALLOWANCE)))  # fmt: skip
 
 
 @njit(cache=True)

@@ -411,12 +411,13 @@ class LivePipeline:
         jobs: list[ChainJob] = []
         mains: list[tuple[str, ChainJob, ChainJob | None, dict | None]] = []  # unit, main, second, second before
         boundaries = np.flatnonzero(np.r_[True, units[1:] != units[:-1], True])
+        lab_rows = np.flatnonzero(np.isfinite(raw_values[:, column["dry_weight"]]))  # dry-weight readings
         for first, end in itertools.pairwise(boundaries.tolist()):
             unit_id = units[first]
             present = ~np.isnan(raw_values[first:end]).all(axis=0)
             track = self._track(unit_id, {name for name, k in column.items() if present[k]})
             old = int(np.searchsorted(times[first:end], track.last_time_us, side="right"))  # older: done before
-            lab = first + np.flatnonzero(np.isfinite(raw_values[first:end, column["dry_weight"]]))
+            lab = lab_rows[np.searchsorted(lab_rows, first) : np.searchsorted(lab_rows, end)]
             if not self._replaying and (late := lab[lab < first + old]).size:  # a dry weight typed in later
                 self._late[unit_id] = min(self._late.get(unit_id, int(times[late[0]])), int(times[late[0]]))
             first += old

@@ -20,10 +20,10 @@ from algaflow.fusion.calibration import BiomassCalibration
 from algaflow.fusion.carbon import co2_from_totals
 from algaflow.fusion.expected_rate import ReactorGeometry, rate_from_medians, segmented_increments
 from algaflow.fusion.growth_model import BIOMASS
-from algaflow.fusion.online import OnlineGrowthFilter, growth_rate_and_biomass
+from algaflow.fusion.online import OnlineGrowthFilter
 from algaflow.fusion.sensor_health import STUCK_RUN, stuck_runs, stuck_tolerance
 from algaflow.fusion.timeline import place_on_samples
-from algaflow.service.pipeline_second import SecondProbe, mixed_estimates
+from algaflow.service.pipeline_second import SecondProbe, mixed_estimates, probe_estimates
 from algaflow.service.pipeline_state import HOUR_US, UnitTrack
 
 DRY_WEIGHT_SD = SENSORS["dry_weight"].noise_sd  # g/L
@@ -167,11 +167,7 @@ def estimate_columns(track: UnitTrack, times_us: np.ndarray, mean: np.ndarray, c
     the running totals (initial and harvested biomass, last biomass) move on to the last sample. ``mixing``
     (service.pipeline_second.second_probe): where the probes disagree, the equal mixture with the second
     probe's chain."""
-    columns = growth_rate_and_biomass(mean, cov)
-    biomass, variance = columns["biomass_g_per_l"], columns["biomass_sd"] ** 2
-    if curve is not None:  # the calibration curve's own uncertainty
-        variance = variance + curve.biomass_variance(biomass)
-    rate, rate_variance = columns["growth_rate_per_h"], columns["growth_rate_sd"] ** 2
+    biomass, variance, rate, rate_variance = probe_estimates(mean, cov, curve)
     if mixing is not None:
         flags, second, other_times, other, _ = mixing
         biomass, variance, rate, rate_variance = mixed_estimates(second, flags, times_us / HOUR_US,

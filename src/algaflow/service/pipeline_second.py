@@ -30,6 +30,24 @@ NAN = float("nan")
 HOUR_US = 3_600_000_000
 
 
+def flat_drift(state: tuple[np.ndarray, np.ndarray]) -> list[float]:
+    """A drift test's state (fusion.sensor_health.drift_state) as one list of numbers, as a probe carries it."""
+    return np.concatenate([part.ravel() for part in state]).tolist()
+
+
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, var X, μ, var μ at a probe's samples
+
+
+def probe_estimates(mean: np.ndarray, cov: np.ndarray, curve: BiomassCalibration | None) -> Columns:
+    """(X, var X, μ, var μ) from a probe's chain posteriors, var X with its calibration curve's own uncertainty
+    (as fusion.estimator adds it)."""
+    columns = growth_rate_and_biomass(mean, cov)
+    biomass, variance = columns["biomass_g_per_l"], columns["biomass_sd"] ** 2
+    if curve is not None:
+        variance = variance + curve.biomass_variance(biomass)
+    return biomass, variance, columns["growth_rate_per_h"], columns["growth_rate_sd"] ** 2
+
+
 @dataclass(slots=True)
 class SecondProbe:
     """The second probe's chain and what the drift test and the mixture carry between frames (times in h)."""
@@ -45,7 +63,7 @@ class SecondProbe:
     last_time_us: int = -(2**62)  # its last sample's
     last_reading: list[float] = field(default_factory=lambda: [NAN, NAN])  # time, calibrated biomass (g/L)
     last_estimate: list[float] = field(default_factory=lambda: [NAN] * 5)  # time, X, var X, μ, var μ
-    drift: list[float] = field(default_factory=lambda: np.concatenate([a.ravel() for a in drift_state()]).tolist())
+    drift: list[float] = field(default_factory=lambda: flat_drift(drift_state()))
 
     @classmethod
     def from_dict(cls, values: dict) -> SecondProbe:
@@ -91,10 +109,10 @@ def drift_flags(second: SecondProbe, main_times_h: np.ndarray, main_values: np.n
         if end in cuts:
             index = last_sample_index(sample_times[known], main_times_h[end - 1 : end])[0]
             last = [sample_times[known][index], readings[known][index]] if index >= 0 else [NAN, NAN]
-            points[end - 1] = [*last, *np.concatenate([a.ravel() for a in state])]
+            points[end - 1] = [*last, *flat_drift(state)]
     if known.any():
         second.last_reading = [float(sample_times[known][-1]), float(readings[known][-1])]
-    second.drift = np.concatenate([a.ravel() for a in state]).tolist()
+    second.drift = flat_drift(state)
     return flags, points
 
 
@@ -137,13 +155,9 @@ def second_probe(main: ChainJob, other: ChainJob | None, times: np.ndarray,
         second.last_time_us = int(times[other.rows[-1]])
     if other is None:
         return flags, second, other_times, (np.empty(0),) * 4, drift_points
-    columns = growth_rate_and_biomass(other.mean, other.cov)
-    variance = columns["biomass_sd"] ** 2
-    curve = curve_of(second.calibration)
-    if curve is not None:
-        variance = variance + curve.biomass_variance(columns["biomass_g_per_l"])
-    return flags, second, other_times, (columns["biomass_g_per_l"], variance, columns["growth_rate_per_h"],
-                                        columns["growth_rate_sd"] ** 2), drift_points  # fmt: skip
+    estimates = probe_estimates(other.mean, other.cov, curve_of(second.calibration))
+    return flags, second, other_times, estimates, drift_points
+
 
 def second_point(chains: OnlineGrowthFilter, main: ChainJob, other: ChainJob | None, before: dict | None,
                  mixing: tuple | None, k: int, times: np.ndarray) -> tuple[list[float], dict | None]:  # fmt: skip
